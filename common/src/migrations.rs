@@ -1,0 +1,6 @@
+//! Placeholder: migration discovery.
+
+/// Placeholder.
+#[derive(Debug, thiserror::Error)]
+#[error("placeholder")]
+pub struct DirectoryError;

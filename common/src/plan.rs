@@ -1,0 +1,6 @@
+//! Placeholder: the pure planner.
+
+/// Placeholder.
+#[derive(Debug, thiserror::Error)]
+#[error("placeholder")]
+pub struct Drift;

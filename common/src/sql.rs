@@ -1,0 +1,1 @@
+//! Placeholder: the PostgreSQL-aware lexer (being written).
