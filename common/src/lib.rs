@@ -8,15 +8,31 @@
 //! - [`migrations`]: discovery of migration files, naming rules, checksums;
 //! - [`sql`]: a PostgreSQL-aware lexer (statements, transaction control, line numbers);
 //! - [`plan`]: pure reconciliation of applied rows with the files on disk;
+//! - [`history`]: the append-only check against git (`lint --since`);
+//! - [`lint`]: the offline directory check behind `migrate lint`;
+//! - [`connect`]: connecting, and the identity checks every tool makes;
+//! - [`tracking`]: the tracking table `public.dreichor_schema_migrations`;
+//! - [`lock`]: the migration lock (a polled session advisory lock);
+//! - [`apply`]: running one file atomically with its tracking row;
+//! - [`runner`]: a whole `migrate` run, its dry run, and `status`;
+//! - [`cli`]: flags and output shared by the binaries;
 //! - [`error`]: typed errors and the exit code of each kind.
 //!
 //! The design document (`seeds/000_80c53156e563ee00.txt`) is the authority, `SPEC.md` pins
 //! the interface.
 
+pub mod apply;
+pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod error;
+pub mod history;
+pub mod lint;
+pub mod lock;
 pub mod migrations;
 pub mod plan;
+pub mod runner;
 pub mod sql;
+pub mod tracking;
 
 pub use error::{Error, ExitCode};

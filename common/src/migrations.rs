@@ -1,6 +1,661 @@
-//! Placeholder: migration discovery.
+//! Migration discovery: the directory rules, versions and checksums.
+//!
+//! A migrations directory holds regular files named `<digits>_<name>.sql`, `<name>` in
+//! `[a-z0-9_]`, all prefixes of one width and unique, so that lexicographic order (the order
+//! of execution) is numeric order. Names starting with `.` are ignored (`.gitkeep`); anything
+//! else is an error. Every violation is collected, so that an operator fixes a directory in
+//! one pass rather than one error per run.
+//!
+//! The content is normalised before it is hashed and before it is run: a leading UTF-8
+//! byte-order mark is dropped and CRLF becomes LF, so that a checkout with other line endings
+//! (`core.autocrlf`) is not mistaken for an edit, and the same bytes reach the server whatever
+//! the checkout did.
+//!
+//! The lexer ([`crate::sql`]) checks each file here, before anything runs: unterminated
+//! quotes or comments, psql meta-commands, and transaction control (a file runs inside the
+//! runner's transaction, so its own `COMMIT` would split it from its tracking row).
 
-/// Placeholder.
-#[derive(Debug, thiserror::Error)]
-#[error("placeholder")]
-pub struct DirectoryError;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::sql;
+
+/// The first line that makes a file run outside a transaction, statement by statement (for
+/// `CREATE INDEX CONCURRENTLY` and the like, which PostgreSQL refuses inside a transaction).
+pub const NO_TRANSACTION_MARKER: &str = "-- dreichor:no-transaction";
+
+/// One migration file, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The file name without `.sql`, e.g. `002_add_shadow_ledger`: the tracking table's key.
+    pub version: String,
+    /// The file name, e.g. `002_add_shadow_ledger.sql`.
+    pub file_name: String,
+    /// Where the file is.
+    pub path: PathBuf,
+    /// The normalised content (no BOM, LF line endings): what is hashed and what is run.
+    pub sql: String,
+    /// Lowercase hex SHA-256 of [`Migration::sql`].
+    pub checksum: String,
+    /// False when the first line is [`NO_TRANSACTION_MARKER`].
+    pub transactional: bool,
+    /// True when the file holds nothing but whitespace and comments.
+    pub blank: bool,
+}
+
+/// A violation of a directory rule. `file` and `location` say where; `message` names the rule
+/// and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryError {
+    /// The file name (or the directory, for errors about the directory itself).
+    pub file: String,
+    /// 1-based line and column within the file, when the problem is inside it.
+    pub location: Option<(usize, usize)>,
+    /// The rule that is broken and what to do about it.
+    pub message: String,
+}
+
+impl DirectoryError {
+    fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
+        DirectoryError {
+            file: file.into(),
+            location: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(file: &str, location: (usize, usize), message: impl Into<String>) -> Self {
+        DirectoryError {
+            file: file.to_string(),
+            location: Some(location),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DirectoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for DirectoryError {}
+
+/// A legal but suspicious file: reported by `lint`, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The file name.
+    pub file: String,
+    /// What is suspicious.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+/// The migrations of a directory, in execution order, and the warnings about them.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    /// Sorted by file name.
+    pub migrations: Vec<Migration>,
+    /// Empty files, near-miss markers, ...
+    pub warnings: Vec<Warning>,
+}
+
+/// Reads and checks every migration in `dir`. Either every file is valid and the migrations
+/// come back in execution order, or every violation found is returned.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("001_init.sql"), "CREATE TABLE t (id int);\n").unwrap();
+/// let found = common::migrations::discover(dir.path()).unwrap();
+/// assert_eq!(found.migrations[0].version, "001_init");
+/// ```
+pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
+    let shown = dir.display().to_string();
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(vec![DirectoryError::new(
+                shown,
+                "is not a directory; pass the migrations directory with --dir",
+            )])
+        }
+        Err(e) => {
+            return Err(vec![DirectoryError::new(
+                shown,
+                format!("cannot read the migrations directory ({e}); pass it with --dir"),
+            )])
+        }
+    }
+
+    let mut errors = Vec::new();
+    let mut names = Vec::new();
+    let mut found = Discovered::default();
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walker {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                errors.push(DirectoryError::new(
+                    shown.clone(),
+                    format!("cannot list: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            errors.push(DirectoryError::new(
+                entry.file_name().to_string_lossy(),
+                "the file name is not UTF-8; migration names are <digits>_<name>.sql in [a-z0-9_]",
+            ));
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            errors.push(DirectoryError::new(
+                &name,
+                "is a subdirectory; migrations are regular files directly in the directory",
+            ));
+            continue;
+        }
+        if kind.is_symlink() {
+            // A link can point at a file outside version control, where "never edited" holds
+            // no more.
+            errors.push(DirectoryError::new(
+                &name,
+                "is a symbolic link; migrations must be regular files committed in the directory",
+            ));
+            continue;
+        }
+        if !kind.is_file() {
+            errors.push(DirectoryError::new(&name, "is not a regular file"));
+            continue;
+        }
+        if let Err(message) = check_name(&name) {
+            errors.push(DirectoryError::new(&name, message));
+            continue;
+        }
+        names.push(name.clone());
+        match std::fs::read(entry.path()) {
+            Ok(bytes) => match parse(&name, entry.path(), &bytes) {
+                Ok((migration, warnings)) => {
+                    found.migrations.push(migration);
+                    found.warnings.extend(warnings);
+                }
+                Err(file_errors) => errors.extend(file_errors),
+            },
+            Err(e) => errors.push(DirectoryError::new(&name, format!("cannot read: {e}"))),
+        }
+    }
+    errors.extend(check_prefixes(&names));
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks a file name against `<digits>_<name>.sql`, `<name>` in `[a-z0-9_]`.
+fn check_name(name: &str) -> Result<(), String> {
+    const RULE: &str = "migration files are named <digits>_<name>.sql with <name> in [a-z0-9_], e.g. 002_add_shadow_ledger.sql";
+    let Some(stem) = name.strip_suffix(".sql") else {
+        return Err(format!(
+            "is not a .sql file; only plain SQL migrations are allowed ({RULE}); move other files out of the directory"
+        ));
+    };
+    let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &stem[digits..];
+    let valid = digits > 0
+        && rest.len() > 1
+        && rest.starts_with('_')
+        && rest[1..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("bad file name: {RULE}"))
+    }
+}
+
+/// The digits before the first `_` of a valid name.
+fn prefix(version: &str) -> &str {
+    let end = version.bytes().take_while(u8::is_ascii_digit).count();
+    &version[..end]
+}
+
+/// All prefixes of one width (so that lexicographic order is numeric order) and unique.
+/// `names` are the well-formed names, sorted. The expected width is the most common one, so
+/// that a single odd file is the one reported rather than all the others.
+fn check_prefixes(names: &[String]) -> Vec<DirectoryError> {
+    let mut errors = Vec::new();
+    let mut widths: Vec<(usize, usize)> = Vec::new(); // (width, count)
+    for name in names {
+        let w = prefix(name).len();
+        match widths.iter_mut().find(|(width, _)| *width == w) {
+            Some((_, count)) => *count += 1,
+            None => widths.push((w, 1)),
+        }
+    }
+    // The most common width; on a tie, the one seen first (the earliest file).
+    let expected = widths
+        .iter()
+        .fold(None, |best: Option<(usize, usize)>, &(w, c)| match best {
+            Some((_, best_count)) if best_count >= c => best,
+            _ => Some((w, c)),
+        })
+        .map(|(w, _)| w);
+    if let Some(width) = expected {
+        for name in names {
+            let w = prefix(name).len();
+            if w != width {
+                errors.push(DirectoryError::new(
+                    name,
+                    format!(
+                        "has a {w}-digit prefix where the other files have {width} digits; all prefixes must have the same width so that name order is numeric order"
+                    ),
+                ));
+            }
+        }
+    }
+    for pair in names.windows(2) {
+        if prefix(&pair[0]) == prefix(&pair[1]) {
+            errors.push(DirectoryError::new(
+                &pair[1],
+                format!(
+                    "has the same prefix {} as {}; prefixes must be unique: give the newer file the next free number",
+                    prefix(&pair[1]),
+                    pair[0]
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+/// Drops a leading UTF-8 BOM and turns every CRLF into LF. Both are artefacts of an editor or
+/// a checkout, not edits; hashing and running the normalised text makes them invisible.
+pub fn normalise(text: &str) -> String {
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n")
+}
+
+/// Lowercase hex SHA-256 of the normalised content.
+pub fn checksum_of(normalised: &str) -> String {
+    let digest = Sha256::digest(normalised.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The checksum of raw file bytes (normalised first), or `None` when they are not UTF-8.
+pub fn checksum_of_bytes(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(|text| checksum_of(&normalise(text)))
+}
+
+/// Reads one file whose name is valid: UTF-8, lexes cleanly, no transaction control.
+fn parse(
+    name: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Migration, Vec<Warning>), Vec<DirectoryError>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(vec![DirectoryError::new(
+                name,
+                format!(
+                    "is not valid UTF-8 (line {line}, byte {}); save it as UTF-8",
+                    e.valid_up_to()
+                ),
+            )]);
+        }
+    };
+    let sql = normalise(text);
+    let first_line = sql.lines().next().unwrap_or("");
+    let transactional = first_line != NO_TRANSACTION_MARKER;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    let lexed = sql::split(&sql);
+    for problem in &lexed.problems {
+        errors.push(DirectoryError::at(
+            name,
+            sql::line_col(&sql, problem.offset),
+            format!("{}; the file cannot be run as it is", problem.kind),
+        ));
+    }
+    for control in sql::transaction_control(&sql) {
+        let what = if transactional {
+            "the runner wraps each file and its tracking row in one transaction; remove it (a file that must run outside a transaction starts with the line `-- dreichor:no-transaction`)"
+        } else {
+            "a no-transaction file runs statement by statement in autocommit; remove it so that no transaction is left open on the runner's connection"
+        };
+        errors.push(DirectoryError::at(
+            name,
+            sql::line_col(&sql, control.offset),
+            format!(
+                "transaction control `{}` is not allowed: {what}",
+                control.keyword
+            ),
+        ));
+    }
+
+    let blank = sql::is_blank(&sql);
+    if blank {
+        warnings.push(Warning {
+            file: name.to_string(),
+            message: "holds no statement; it will be applied as a no-op and recorded".into(),
+        });
+    }
+    if transactional && looks_like_marker(first_line) {
+        warnings.push(Warning {
+            file: name.to_string(),
+            message: format!(
+                "the first line looks like the no-transaction marker but is not exactly `{NO_TRANSACTION_MARKER}`: the file runs in a transaction"
+            ),
+        });
+    }
+    if !transactional && !sql.lines().skip(1).any(|l| !l.trim().is_empty()) {
+        // Nothing after the marker: harmless, but worth a look.
+        warnings.push(Warning {
+            file: name.to_string(),
+            message: "is marked no-transaction but holds nothing after the marker".into(),
+        });
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let checksum = checksum_of(&sql);
+    let migration = Migration {
+        version: name.trim_end_matches(".sql").to_string(),
+        file_name: name.to_string(),
+        path: path.to_path_buf(),
+        sql,
+        checksum,
+        transactional,
+        blank,
+    };
+    Ok((migration, warnings))
+}
+
+/// A first line that an author probably meant as the marker (`--dreichor:no-transaction`,
+/// `-- dreichor: no-transaction`, other case, trailing text).
+fn looks_like_marker(line: &str) -> bool {
+    let squeezed: String = line
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    squeezed.starts_with("--") && squeezed.contains("no-transaction")
+        || squeezed.contains("notransaction")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        dir
+    }
+
+    fn errors_of(dir: &tempfile::TempDir) -> Vec<DirectoryError> {
+        discover(dir.path()).expect_err("the directory should be refused")
+    }
+
+    #[test]
+    fn discovers_files_in_name_order_with_versions() {
+        let dir = dir_with(&[
+            ("002_add_shadow_ledger.sql", "CREATE TABLE b (id int);"),
+            ("001_init.sql", "CREATE TABLE a (id int);"),
+            ("003_add_decision_memory.sql", "CREATE TABLE c (id int);"),
+        ]);
+        let found = discover(dir.path()).unwrap();
+        let versions: Vec<_> = found
+            .migrations
+            .iter()
+            .map(|m| m.version.as_str())
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                "001_init",
+                "002_add_shadow_ledger",
+                "003_add_decision_memory"
+            ]
+        );
+        assert!(found.migrations.iter().all(|m| m.transactional));
+    }
+
+    #[test]
+    fn checksum_is_lowercase_hex_sha256_of_the_content() {
+        let dir = dir_with(&[("001_init.sql", "abc")]);
+        let found = discover(dir.path()).unwrap();
+        // SHA-256("abc"), FIPS 180-2 test vector.
+        assert_eq!(
+            found.migrations[0].checksum,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn crlf_and_bom_do_not_change_the_checksum() {
+        let lf = dir_with(&[("001_init.sql", "CREATE TABLE a (id int);\nSELECT 1;\n")]);
+        let crlf = dir_with(&[(
+            "001_init.sql",
+            "\u{feff}CREATE TABLE a (id int);\r\nSELECT 1;\r\n",
+        )]);
+        let a = discover(lf.path()).unwrap();
+        let b = discover(crlf.path()).unwrap();
+        assert_eq!(a.migrations[0].checksum, b.migrations[0].checksum);
+        assert_eq!(a.migrations[0].sql, b.migrations[0].sql);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_is_an_edit() {
+        let a = checksum_of(&normalise("a\nb"));
+        let b = checksum_of(&normalise("a\rb"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn dotfiles_are_ignored() {
+        let dir = dir_with(&[
+            ("001_init.sql", "SELECT 1;"),
+            (".gitkeep", ""),
+            (".x.swp", "?"),
+        ]);
+        assert_eq!(discover(dir.path()).unwrap().migrations.len(), 1);
+    }
+
+    #[test]
+    fn refuses_other_extensions() {
+        let dir = dir_with(&[("001_init.sql", "SELECT 1;"), ("002_notes.txt", "")]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, "002_notes.txt");
+        assert!(errors[0].message.contains("plain SQL"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_subdirectories() {
+        let dir = dir_with(&[("001_init.sql", "SELECT 1;")]);
+        std::fs::create_dir(dir.path().join("002_more")).unwrap();
+        let errors = errors_of(&dir);
+        assert!(errors[0].message.contains("subdirectory"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_symbolic_links() {
+        let dir = dir_with(&[("001_init.sql", "SELECT 1;")]);
+        std::os::unix::fs::symlink(
+            dir.path().join("001_init.sql"),
+            dir.path().join("002_link.sql"),
+        )
+        .unwrap();
+        let errors = errors_of(&dir);
+        assert!(errors[0].message.contains("symbolic link"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_bad_names() {
+        for bad in [
+            "init.sql",
+            "001.sql",
+            "001_.sql",
+            "001_Init.sql",
+            "001-init.sql",
+            "001_init-x.sql",
+            "a001_init.sql",
+            "001_init.SQL",
+            "001_inït.sql",
+            "001 init.sql",
+        ] {
+            let dir = dir_with(&[(bad, "SELECT 1;")]);
+            let errors = errors_of(&dir);
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert!(errors[0].message.contains("<digits>_<name>.sql"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_prefixes_of_different_widths() {
+        let dir = dir_with(&[("001_a.sql", "SELECT 1;"), ("0002_b.sql", "SELECT 1;")]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("same width"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_duplicate_prefixes() {
+        let dir = dir_with(&[("001_a.sql", "SELECT 1;"), ("001_b.sql", "SELECT 1;")]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, "001_b.sql");
+        assert!(errors[0].message.contains("unique"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_content_that_is_not_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("001_a.sql"), b"SELECT 1;\nSELECT '\xff';\n").unwrap();
+        let errors = discover(dir.path()).unwrap_err();
+        assert!(errors[0].message.contains("UTF-8"), "{}", errors[0]);
+        assert!(errors[0].message.contains("line 2"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_transaction_control_with_its_line() {
+        let dir = dir_with(&[("001_a.sql", "CREATE TABLE a (id int);\nCOMMIT;\n")]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors[0].location, Some((2, 1)));
+        assert!(errors[0].message.contains("COMMIT"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn refuses_transaction_control_in_no_transaction_files_too() {
+        let dir = dir_with(&[(
+            "001_a.sql",
+            "-- dreichor:no-transaction\nBEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\n",
+        )]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors[0].location, Some((2, 1)));
+    }
+
+    #[test]
+    fn refuses_unterminated_quotes_and_meta_commands() {
+        let dir = dir_with(&[
+            ("001_a.sql", "SELECT 'open;\n"),
+            ("002_b.sql", "\\i other.sql\n"),
+        ]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].location, Some((1, 8)));
+        assert_eq!(errors[1].file, "002_b.sql");
+    }
+
+    #[test]
+    fn collects_every_violation_not_only_the_first() {
+        let dir = dir_with(&[
+            ("001_a.sql", "SELECT 1;"),
+            ("001_b.sql", "SELECT 1;"),
+            ("0003_c.sql", "SELECT 1;"),
+            ("004_D.sql", "SELECT 1;"),
+            ("005_e.txt", ""),
+            ("006_f.sql", "ROLLBACK;"),
+        ]);
+        let errors = errors_of(&dir);
+        let files: Vec<_> = errors.iter().map(|e| e.file.as_str()).collect();
+        for expected in [
+            "001_b.sql",
+            "0003_c.sql",
+            "004_D.sql",
+            "005_e.txt",
+            "006_f.sql",
+        ] {
+            assert!(
+                files.contains(&expected),
+                "{expected} missing from {files:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_file_is_legal_with_a_warning() {
+        let dir = dir_with(&[("001_a.sql", "-- nothing yet\n\n/* later */\n")]);
+        let found = discover(dir.path()).unwrap();
+        assert!(found.migrations[0].blank);
+        assert_eq!(found.warnings.len(), 1);
+    }
+
+    #[test]
+    fn the_marker_must_be_the_exact_first_line() {
+        let dir = dir_with(&[
+            (
+                "001_a.sql",
+                "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);",
+            ),
+            ("002_b.sql", "\n-- dreichor:no-transaction\nSELECT 1;"),
+            ("003_c.sql", "--dreichor:no-transaction\nSELECT 1;"),
+            ("004_d.sql", "-- dreichor:no-transaction\r\nSELECT 1;"),
+        ]);
+        let found = discover(dir.path()).unwrap();
+        let tx: Vec<_> = found.migrations.iter().map(|m| m.transactional).collect();
+        assert_eq!(tx, [false, true, true, false]);
+        assert!(found.warnings.iter().any(|w| w.file == "003_c.sql"));
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_it() {
+        let errors = discover(Path::new("/nonexistent/dreichor/migrations")).unwrap_err();
+        assert!(errors[0].file.contains("/nonexistent/dreichor/migrations"));
+        assert!(errors[0].message.contains("--dir"));
+    }
+}

@@ -1,6 +1,149 @@
-//! Placeholder.
+//! `migrate`: the operator's one-shot migration runner.
+//!
+//! Parses flags, calls `common`, prints, and maps the outcome to an exit code. The rules and
+//! all SQL live in `common` (`runner`, `apply`, `lint`). Canonical entry point for operators:
+//! `infra/db/migrate.sh`, which builds and runs this binary.
 
-/// Placeholder.
+use std::path::Path;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use common::apply::Settings;
+use common::cli::{DirArgs, Output, TargetArgs};
+use common::migrations::{discover, Migration};
+use common::runner::{self, Options};
+use common::Error;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success: applied, or nothing to do
+  1  a problem: drift, a failed migration, the migration lock not acquired
+  2  invalid configuration or input (DATABASE_URL, environment, flags, directory); nothing touched
+  3  the database could not be reached (refused, timed out, authentication failed)
+
+Environment:
+  DATABASE_URL   postgres://USER:PASSWORD@localhost[:PORT]/dreichor_<env> (never a flag)
+  DREICHOR_ENV   dev or prod, when --env is not given";
+
+/// Applies pending SQL migrations from infra/db/migrations to the environment's database,
+/// each file atomically with its row in public.dreichor_schema_migrations.
+#[derive(Parser, Debug)]
+#[command(name = "migrate", version, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    apply: ApplyArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the state of every migration (applied, pending, modified, missing file, out of
+    /// order); changes nothing. Exit 0 when the state could be read.
+    Status(StatusArgs),
+    /// Check the migrations directory offline (no DATABASE_URL needed): exit 0 when clean
+    /// (warnings allowed), 2 with every violation listed.
+    Lint(LintArgs),
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+
+    /// Print what would be applied, in order, and change nothing at all (not even the
+    /// tracking table).
+    #[arg(long)]
+    dry_run: bool,
+
+    /// How long to wait for the migration lock when another run holds it, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    lock_wait: u64,
+
+    /// PostgreSQL lock_timeout for migration statements, in seconds (0: off). A file that
+    /// times out waiting for a lock is rolled back and retried a few times with backoff.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    lock_timeout: u64,
+
+    /// PostgreSQL statement_timeout for migration statements, in seconds (0: off; default:
+    /// the server's setting).
+    #[arg(long, value_name = "SECS")]
+    statement_timeout: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args, Debug)]
+struct LintArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+
+    /// Also enforce append-only against this git revision: every file there must be
+    /// unchanged, every new file must sort after the last one there (CI: the base branch).
+    #[arg(long, value_name = "REV")]
+    since: Option<String>,
+}
+
+/// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(2)
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            let out = Output::new("migrate", cli.apply.target.dir.format);
+            out.finish(apply(&cli.apply, &out))
+        }
+        Some(Command::Status(args)) => {
+            let out = Output::new("migrate", args.target.dir.format);
+            out.finish(status(&args, &out))
+        }
+        Some(Command::Lint(args)) => {
+            let out = Output::new("migrate", args.dir.format);
+            out.finish(Ok::<_, Error>(common::lint::lint(
+                &args.dir.dir,
+                args.since.as_deref(),
+            )))
+        }
+    }
+}
+
+fn apply(args: &ApplyArgs, out: &Output) -> Result<runner::Summary, Error> {
+    let (env, url) = args.target.resolve()?;
+    let files = read_dir(&args.target.dir.dir, out)?;
+    let options = Options {
+        dry_run: args.dry_run,
+        lock_wait: Duration::from_secs(args.lock_wait),
+        settings: Settings {
+            lock_timeout: Duration::from_secs(args.lock_timeout),
+            statement_timeout: args.statement_timeout.map(Duration::from_secs),
+            ..Settings::default()
+        },
+        ..Options::default()
+    };
+    out.progress(&format!(
+        "migrate: {} ({} migrations in {})",
+        url.redacted(),
+        files.len(),
+        args.target.dir.dir.display()
+    ));
+    runner::migrate(&url, env, &files, &options, &mut |line| out.progress(line))
+}
+
+fn status(args: &StatusArgs, out: &Output) -> Result<runner::Status, Error> {
+    let (env, url) = args.target.resolve()?;
+    let files = read_dir(&args.target.dir.dir, out)?;
+    runner::status(&url, env, &files, Options::default().connect_timeout)
+}
+
+/// Discovers the directory; its warnings go to stderr.
+fn read_dir(dir: &Path, out: &Output) -> Result<Vec<Migration>, Error> {
+    let found = discover(dir).map_err(Error::Directory)?;
+    for warning in &found.warnings {
+        out.progress(&format!("warning: {warning}"));
+    }
+    Ok(found.migrations)
 }

@@ -1,0 +1,427 @@
+//! Running one migration file.
+//!
+//! A transactional file travels to the server as ONE simple-protocol message:
+//! `BEGIN; <file>; INSERT <tracking row>; COMMIT;`. One round trip per file, and the file and
+//! its row can only commit together: if the runner is killed or the connection drops at any
+//! moment, the server rolls the open transaction back, so a file is either applied and
+//! recorded or neither. (A runner that commits the file and then writes the row separately
+//! loses the record on a crash in between; refinery's non-grouped mode is the known example.)
+//!
+//! A file whose first line is `-- dreichor:no-transaction` runs statement by statement in
+//! autocommit, split by the lexer, because PostgreSQL refuses `CREATE INDEX CONCURRENTLY` and
+//! the like inside a transaction. Its row is written after its last statement; such a file
+//! cannot be atomic, so the failure report says exactly which statements had run.
+//!
+//! PostgreSQL reports an error position as a character index into the query string; it is
+//! mapped back to a line and column of the file. Errors without a position (a constraint
+//! violation, a missing table in ALTER TABLE) are located by replaying the file statement by
+//! statement in a transaction that is rolled back.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use postgres::error::ErrorPosition;
+use postgres::Client;
+
+use crate::cli::human_duration;
+use crate::error::describe_pg;
+use crate::migrations::Migration;
+use crate::sql;
+use crate::tracking;
+
+/// SQLSTATE lock_not_available: `lock_timeout` expired.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// A failing file is replayed to locate the failing statement only when the failed attempt
+/// was quick: replaying an hour-long backfill to name a line is not worth the hour.
+const REPLAY_LIMIT: Duration = Duration::from_secs(5);
+
+/// How statements run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// PostgreSQL `lock_timeout` for migration statements; zero turns it off.
+    pub lock_timeout: Duration,
+    /// PostgreSQL `statement_timeout`; `None` leaves the server's setting alone, zero turns
+    /// it off.
+    pub statement_timeout: Option<Duration>,
+    /// How often a file that failed with `lock_not_available` is retried.
+    pub lock_retries: u32,
+    /// The first wait before a retry; doubled each time.
+    pub backoff: Duration,
+}
+
+impl Default for Settings {
+    /// `lock_timeout` 10 s (so that a DDL statement queued behind a long transaction does not
+    /// stall every other query on its table for long), no statement timeout, 3 retries
+    /// starting at 2 s.
+    fn default() -> Self {
+        Settings {
+            lock_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+            lock_retries: 3,
+            backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Settings {
+    /// The session settings, sent once after connecting.
+    pub fn session_sql(&self) -> String {
+        let mut sql = format!("SET lock_timeout = '{}ms'", self.lock_timeout.as_millis());
+        if let Some(t) = self.statement_timeout {
+            sql.push_str(&format!("; SET statement_timeout = '{}ms'", t.as_millis()));
+        }
+        sql
+    }
+}
+
+/// Why a file failed, with everything an operator needs to act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The file.
+    pub file_name: String,
+    /// 1-based line and column in the file, when known.
+    pub location: Option<(usize, usize)>,
+    /// SQLSTATE, when the server sent one.
+    pub sqlstate: Option<String>,
+    /// PostgreSQL's error with detail and hint (or the client-side error).
+    pub error: String,
+    /// True for a transactional file: its changes were rolled back.
+    pub transactional: bool,
+    /// For a no-transaction file: the lines of the statements that had run and stay.
+    pub statements_run: Vec<usize>,
+    /// For a no-transaction file: the number of statements in it.
+    pub statements_total: usize,
+    /// Indexes left invalid (a failed `CREATE INDEX CONCURRENTLY`).
+    pub invalid_indexes: Vec<String>,
+    /// How often it was retried after `lock_not_available`.
+    pub retries: u32,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, col)) => write!(f, "{}:{line}:{col}: ", self.file_name)?,
+            None => write!(f, "{}: ", self.file_name)?,
+        }
+        write!(f, "{}", self.error)?;
+        if self.retries > 0 {
+            write!(
+                f,
+                "\n  retried {} times after lock_timeout; a long transaction holds a lock this file needs: find it in pg_stat_activity, or raise --lock-timeout",
+                self.retries
+            )?;
+        }
+        if self.transactional && self.sqlstate.as_deref() == Some("25001") {
+            write!(
+                f,
+                "\n  this statement cannot run inside a transaction: make `{}` the first line of the file",
+                crate::migrations::NO_TRANSACTION_MARKER
+            )?;
+        }
+        if self.transactional {
+            write!(
+                f,
+                "\n  the file's changes were rolled back and it was not recorded: fix it (a file that was never applied may be edited) and run migrate again"
+            )?;
+        } else {
+            let run = &self.statements_run;
+            if run.is_empty() {
+                write!(f, "\n  no statement of this no-transaction file had run")?;
+            } else {
+                let lines: Vec<String> = run.iter().map(|l| format!("line {l}")).collect();
+                write!(
+                    f,
+                    "\n  this file runs without a transaction: {} of its {} statements had run and stay applied ({}); nothing was recorded: make the file safe to re-run (IF NOT EXISTS) or undo those statements by hand, then run migrate again",
+                    run.len(),
+                    self.statements_total,
+                    lines.join(", ")
+                )?;
+            }
+            for index in &self.invalid_indexes {
+                write!(
+                    f,
+                    "\n  index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY leaves it behind): DROP INDEX CONCURRENTLY {index}; before running again"
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies one file with its tracking row. `progress` hears about retries. Returns how long
+/// it took.
+pub fn apply_one(
+    client: &mut Client,
+    migration: &Migration,
+    settings: &Settings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Duration, Box<Failure>> {
+    if migration.transactional {
+        apply_transactional(client, migration, settings, progress)
+    } else {
+        apply_statements(client, migration)
+    }
+}
+
+/// What precedes the file in the message; error positions are shifted by its length.
+const PREFIX: &str = "BEGIN;\n";
+
+fn apply_transactional(
+    client: &mut Client,
+    migration: &Migration,
+    settings: &Settings,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Duration, Box<Failure>> {
+    // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
+    // statement written without one.
+    let message = format!(
+        "{PREFIX}{}\n;\n{};\nCOMMIT;",
+        migration.sql,
+        tracking::insert_row(migration)
+    );
+    let mut retries = 0;
+    loop {
+        let started = Instant::now();
+        let err = match client.batch_execute(&message) {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(err) => err,
+        };
+        // The server skipped the rest of the message; end the failed transaction. If the
+        // connection is gone, the server has rolled it back already.
+        let _ = client.batch_execute("ROLLBACK");
+        let code = sqlstate(&err);
+        if code.as_deref() == Some(LOCK_NOT_AVAILABLE) && retries < settings.lock_retries {
+            let wait = settings.backoff * 2u32.pow(retries);
+            retries += 1;
+            progress(&format!(
+                "  {}: lock_timeout expired waiting for a lock ({}); rolled back, retry {retries} of {} in {}",
+                migration.file_name,
+                first_line(&describe_pg(&err)),
+                settings.lock_retries,
+                human_duration(wait)
+            ));
+            std::thread::sleep(wait);
+            continue;
+        }
+        let location =
+            position_in_file(&err, PREFIX.chars().count(), &migration.sql, 0).or_else(|| {
+                if started.elapsed() < REPLAY_LIMIT && replayable(&err) {
+                    locate_by_replay(client, migration, code.as_deref())
+                } else {
+                    None
+                }
+            });
+        return Err(Box::new(Failure {
+            file_name: migration.file_name.clone(),
+            location,
+            sqlstate: code,
+            error: describe_pg(&err),
+            transactional: true,
+            statements_run: Vec::new(),
+            statements_total: 0,
+            invalid_indexes: Vec::new(),
+            retries,
+        }));
+    }
+}
+
+fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Duration, Box<Failure>> {
+    let started = Instant::now();
+    let src = &migration.sql;
+    let statements: Vec<_> = sql::split(src)
+        .statements
+        .into_iter()
+        .filter(|s| !s.is_blank(src))
+        .collect();
+    let mut run = Vec::new();
+    for statement in &statements {
+        if let Err(err) = client.batch_execute(statement.text(src)) {
+            let location = position_in_file(&err, 0, src, statement.start).or_else(|| {
+                statement
+                    .first_token_offset(src)
+                    .map(|o| sql::line_col(src, o))
+            });
+            return Err(Box::new(Failure {
+                file_name: migration.file_name.clone(),
+                location,
+                sqlstate: sqlstate(&err),
+                error: describe_pg(&err),
+                transactional: false,
+                statements_run: run,
+                statements_total: statements.len(),
+                invalid_indexes: invalid_indexes(client),
+                retries: 0,
+            }));
+        }
+        let line = statement
+            .first_token_offset(src)
+            .map_or(1, |o| sql::line_col(src, o).0);
+        run.push(line);
+    }
+    client
+        .batch_execute(&tracking::insert_row(migration))
+        .map_err(|err| {
+            Box::new(Failure {
+                file_name: migration.file_name.clone(),
+                location: None,
+                sqlstate: sqlstate(&err),
+                error: format!(
+                    "every statement ran, but recording the version failed: {}",
+                    describe_pg(&err)
+                ),
+                transactional: false,
+                statements_run: run.clone(),
+                statements_total: statements.len(),
+                invalid_indexes: Vec::new(),
+                retries: 0,
+            })
+        })?;
+    Ok(started.elapsed())
+}
+
+fn sqlstate(err: &postgres::Error) -> Option<String> {
+    err.code().map(|c| c.code().to_string())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// Maps the server's error position to the file. `skip` is the number of characters sent
+/// before the text that starts at byte `base` of `src`.
+fn position_in_file(
+    err: &postgres::Error,
+    skip: usize,
+    src: &str,
+    base: usize,
+) -> Option<(usize, usize)> {
+    let Some(ErrorPosition::Original(position)) = err.as_db_error()?.position() else {
+        return None;
+    };
+    let position = (*position as usize).checked_sub(skip)?;
+    let text = &src[base..];
+    if position == 0 || position > text.chars().count() {
+        return None; // in the tracking row, not in the file
+    }
+    let offset = base + sql::byte_offset_of_char_position(text, position);
+    Some(sql::line_col(src, offset))
+}
+
+/// Errors worth a replay: not timeouts, cancellations, deadlocks or a lost connection,
+/// which a replay would only repeat or cannot reach.
+fn replayable(err: &postgres::Error) -> bool {
+    match err.code() {
+        Some(code) => !["55", "57", "40", "08", "53", "58", "XX"]
+            .iter()
+            .any(|class| code.code().starts_with(class)),
+        None => false,
+    }
+}
+
+/// Replays the file statement by statement inside a transaction that is always rolled back,
+/// until a statement fails with the same SQLSTATE; its position (or its first line) is the
+/// location.
+fn locate_by_replay(
+    client: &mut Client,
+    migration: &Migration,
+    code: Option<&str>,
+) -> Option<(usize, usize)> {
+    let src = &migration.sql;
+    client.batch_execute("BEGIN").ok()?;
+    let mut found = None;
+    for statement in sql::split(src).statements {
+        if statement.is_blank(src) {
+            continue;
+        }
+        if let Err(err) = client.batch_execute(statement.text(src)) {
+            if sqlstate(&err).as_deref() == code {
+                found = position_in_file(&err, 0, src, statement.start).or_else(|| {
+                    statement
+                        .first_token_offset(src)
+                        .map(|o| sql::line_col(src, o))
+                });
+            }
+            break;
+        }
+    }
+    let _ = client.batch_execute("ROLLBACK");
+    found
+}
+
+/// Indexes marked invalid in the current database.
+fn invalid_indexes(client: &mut Client) -> Vec<String> {
+    let sql = "SELECT indexrelid::regclass::text FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1";
+    client
+        .simple_query(sql)
+        .map(|m| {
+            crate::connect::rows(&m)
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_settings_follow_the_spec() {
+        let s = Settings::default();
+        assert_eq!(s.lock_timeout, Duration::from_secs(10));
+        assert_eq!(s.statement_timeout, None);
+        assert_eq!(s.session_sql(), "SET lock_timeout = '10000ms'");
+    }
+
+    #[test]
+    fn timeouts_can_be_turned_off() {
+        let s = Settings {
+            lock_timeout: Duration::ZERO,
+            statement_timeout: Some(Duration::ZERO),
+            ..Settings::default()
+        };
+        assert_eq!(
+            s.session_sql(),
+            "SET lock_timeout = '0ms'; SET statement_timeout = '0ms'"
+        );
+    }
+
+    #[test]
+    fn a_transactional_failure_says_it_was_rolled_back() {
+        let f = Failure {
+            file_name: "003_x.sql".into(),
+            location: Some((4, 7)),
+            sqlstate: Some("42P01".into()),
+            error: "relation \"nope\" does not exist (SQLSTATE 42P01)".into(),
+            transactional: true,
+            statements_run: vec![],
+            statements_total: 0,
+            invalid_indexes: vec![],
+            retries: 0,
+        };
+        let text = f.to_string();
+        assert!(text.starts_with("003_x.sql:4:7: relation"), "{text}");
+        assert!(text.contains("rolled back"), "{text}");
+    }
+
+    #[test]
+    fn a_no_transaction_failure_lists_what_ran() {
+        let f = Failure {
+            file_name: "004_y.sql".into(),
+            location: Some((5, 1)),
+            sqlstate: None,
+            error: "boom".into(),
+            transactional: false,
+            statements_run: vec![2, 3],
+            statements_total: 3,
+            invalid_indexes: vec!["i_t_a".into()],
+            retries: 0,
+        };
+        let text = f.to_string();
+        assert!(text.contains("2 of its 3 statements had run"), "{text}");
+        assert!(text.contains("line 2, line 3"), "{text}");
+        assert!(text.contains("DROP INDEX CONCURRENTLY i_t_a"), "{text}");
+    }
+}

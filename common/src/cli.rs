@@ -1,0 +1,151 @@
+//! Flags and output shared by the three tools, so that `--env`, `--dir` and `--format` are
+//! spelled, documented and handled the same everywhere.
+//!
+//! Output rules (SPEC.md): with `--format json` exactly one JSON document goes to stdout, on
+//! success and on failure alike, and everything else (progress, warnings) goes to stderr. With
+//! `--format text` the result goes to stdout and progress and errors to stderr.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::config::{self, DbUrl, Env};
+use crate::error::{Error, ExitCode};
+
+/// The output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// Exactly one JSON document on stdout; progress and messages on stderr.
+    Json,
+}
+
+/// `--dir` and `--format`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DirArgs {
+    /// The migrations directory.
+    #[arg(long, value_name = "PATH", default_value = "infra/db/migrations")]
+    pub dir: PathBuf,
+
+    /// Output format: `text`, or `json` (exactly one JSON document on stdout; progress and
+    /// messages on stderr).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `--env`, `--dir` and `--format`: what every tool that connects takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// The environment: `dev` (database dreichor_dev) or `prod` (dreichor_prod). Required,
+    /// here or in DREICHOR_ENV; both given and different is an error.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(flatten)]
+    pub dir: DirArgs,
+}
+
+impl TargetArgs {
+    /// The environment from `--env` and `DREICHOR_ENV`.
+    pub fn resolve_env(&self) -> Result<Env, Error> {
+        let var = std::env::var("DREICHOR_ENV").ok();
+        Ok(config::resolve_env(self.env.as_deref(), var.as_deref())?)
+    }
+
+    /// The environment and the validated `DATABASE_URL`, before any connection.
+    pub fn resolve(&self) -> Result<(Env, DbUrl), Error> {
+        let env = self.resolve_env()?;
+        let url = DbUrl::from_process_env("DATABASE_URL", env.database())?;
+        Ok((env, url))
+    }
+}
+
+/// Something a tool reports on success (and, for `schema-check`, on an incompatible verdict).
+pub trait Report {
+    /// The text for stdout.
+    fn text(&self) -> String;
+    /// The JSON document for stdout.
+    fn json(&self) -> Value;
+    /// The exit code the report stands for (a verdict can be a failure without an error).
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Success
+    }
+}
+
+/// Where a tool writes: progress to stderr, the result to stdout.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    tool: &'static str,
+    format: Format,
+}
+
+impl Output {
+    /// An output for `tool` (used as the prefix of error lines).
+    pub fn new(tool: &'static str, format: Format) -> Self {
+        Output { tool, format }
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// A progress or warning line: always stderr, so that stdout stays one JSON document.
+    pub fn progress(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    /// Prints the result or the error and returns the exit code.
+    pub fn finish<R: Report>(&self, result: Result<R, Error>) -> std::process::ExitCode {
+        let code = match result {
+            Ok(report) => {
+                match self.format {
+                    Format::Text => {
+                        let text = report.text();
+                        if !text.is_empty() {
+                            println!("{text}");
+                        }
+                    }
+                    Format::Json => println!("{}", report.json()),
+                }
+                report.exit_code()
+            }
+            Err(error) => {
+                let code = error.exit_code();
+                eprintln!("{}: error: {error}", self.tool);
+                if self.format == Format::Json {
+                    println!(
+                        "{}",
+                        json!({"ok": false, "exit_code": code.code(), "error": error.to_string()})
+                    );
+                }
+                code
+            }
+        };
+        code.into()
+    }
+}
+
+/// A sub-second-aware duration for progress lines: `12 ms`, `1.42 s`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(human_duration(Duration::from_millis(1420)), "1.42 s");
+    }
+}

@@ -1,0 +1,178 @@
+//! Connecting, and the checks every tool makes right after: the right database, and
+//! environment-specific credentials.
+//!
+//! The connection is built from the validated parts of the URL ([`DbUrl::pg_config`]), never
+//! from the raw string. After connecting, one query confirms that the server put us in the
+//! database that was validated and that the role is what the design document calls
+//! environment-specific: not a superuser (a superuser reaches every database), and without
+//! CONNECT on the other environment's database.
+
+use std::time::Duration;
+
+use postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::config::{DbUrl, Env};
+use crate::error::{describe_pg, is_unreachable, Error};
+
+/// Opens a connection. Any failure to get a working session (refused, timed out,
+/// authentication failed, no such database) is [`Error::Unreachable`], exit 3.
+pub fn connect(url: &DbUrl, application: &str, timeout: Duration) -> Result<Client, Error> {
+    url.pg_config(application, timeout)
+        .connect(NoTls)
+        .map_err(|e| unreachable(url, &e))
+}
+
+/// The error for a failed connection, with the redacted URL.
+pub fn unreachable(url: &DbUrl, err: &postgres::Error) -> Error {
+    Error::Unreachable {
+        url: url.redacted(),
+        reason: describe_pg(err),
+    }
+}
+
+/// Maps an error on an open connection: a lost connection is exit 3, anything else is a
+/// failure of the operation described by `context`.
+pub fn failed(url: &DbUrl, context: &str, err: &postgres::Error) -> Error {
+    if err.as_db_error().is_none() && is_unreachable(err) {
+        Error::Unreachable {
+            url: url.redacted(),
+            reason: format!("{context}: {}", describe_pg(err)),
+        }
+    } else {
+        Error::Failed(format!("{context}: {}", describe_pg(err)))
+    }
+}
+
+/// Quotes a string as an SQL literal. Standard conforming strings are assumed (the default
+/// since PostgreSQL 9.1); callers only pass versions, checksums and identifiers we built.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The rows of the first result set of a simple query, as optional strings.
+pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The SQL that reports who we are: database, superuser, and CONNECT on the other
+/// environment's database (NULL when it does not exist). One round trip.
+pub fn identity_query(env: Env) -> String {
+    format!(
+        "SELECT current_database(), current_user, \
+         (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), \
+         (SELECT pg_catalog.has_database_privilege(oid, 'CONNECT') FROM pg_catalog.pg_database WHERE datname = {})",
+        literal(env.other().database())
+    )
+}
+
+/// Checks the answer of [`identity_query`]: the validated database, and environment-specific
+/// credentials. A violation is exit 2: the configuration is wrong, nothing was touched.
+pub fn check_identity(url: &DbUrl, env: Env, row: &[Option<String>]) -> Result<(), Error> {
+    let field = |i: usize| row.get(i).cloned().flatten();
+    let database = field(0).unwrap_or_default();
+    let user = field(1).unwrap_or_default();
+    if database != env.database() {
+        return Err(Error::Refused(format!(
+            "connected to database {database:?} but DATABASE_URL names {:?}; refusing to touch it",
+            env.database()
+        )));
+    }
+    if field(2).as_deref() == Some("t") {
+        return Err(Error::Refused(format!(
+            "the role {user:?} in DATABASE_URL ({}) is a superuser; credentials must be environment-specific: use the {env} role (see infra/db/provision.sh)",
+            url.redacted()
+        )));
+    }
+    if field(3).as_deref() == Some("t") {
+        return Err(Error::Refused(format!(
+            "the role {user:?} can connect to {}, the other environment's database; credentials must be environment-specific: REVOKE CONNECT ON DATABASE {} FROM PUBLIC, {user} (see infra/db/provision.sh)",
+            env.other().database(),
+            env.other().database()
+        )));
+    }
+    Ok(())
+}
+
+/// Connects and makes the identity checks: the session every tool but the admin side of
+/// `hard-reset` works in.
+pub fn open(url: &DbUrl, env: Env, application: &str, timeout: Duration) -> Result<Client, Error> {
+    let mut client = connect(url, application, timeout)?;
+    let messages = client
+        .simple_query(&identity_query(env))
+        .map_err(|e| failed(url, "checking the connection", &e))?;
+    let row = rows(&messages).into_iter().next().unwrap_or_default();
+    check_identity(url, env, &row)?;
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> DbUrl {
+        DbUrl::for_env(
+            "postgres://dreichor_dev:Sentinel-PW@localhost/dreichor_dev",
+            Env::Dev,
+        )
+        .unwrap()
+    }
+
+    fn row(values: &[Option<&str>]) -> Vec<Option<String>> {
+        values.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn literals_double_single_quotes() {
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn accepts_an_environment_specific_role() {
+        let r = row(&[
+            Some("dreichor_dev"),
+            Some("dreichor_dev"),
+            Some("f"),
+            Some("f"),
+        ]);
+        check_identity(&url(), Env::Dev, &r).unwrap();
+        let no_other_db = row(&[Some("dreichor_dev"), Some("dreichor_dev"), Some("f"), None]);
+        check_identity(&url(), Env::Dev, &no_other_db).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_superuser() {
+        let r = row(&[Some("dreichor_dev"), Some("postgres"), Some("t"), Some("t")]);
+        let err = check_identity(&url(), Env::Dev, &r).unwrap_err();
+        assert!(err.to_string().contains("superuser"), "{err}");
+        assert!(!err.to_string().contains("Sentinel-PW"));
+        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+    }
+
+    #[test]
+    fn refuses_a_role_that_reaches_the_other_environment() {
+        let r = row(&[
+            Some("dreichor_dev"),
+            Some("dreichor_dev"),
+            Some("f"),
+            Some("t"),
+        ]);
+        let err = check_identity(&url(), Env::Dev, &r).unwrap_err();
+        assert!(err.to_string().contains("dreichor_prod"), "{err}");
+    }
+
+    #[test]
+    fn refuses_another_database() {
+        let r = row(&[Some("postgres"), Some("dreichor_dev"), Some("f"), None]);
+        assert!(check_identity(&url(), Env::Dev, &r).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! The migration lock: one runner at a time per database.
+//!
+//! A session-level advisory lock on a key reserved for the tracking table. Session-level, so
+//! that it spans the many transactions of a run, and so that PostgreSQL releases it by itself
+//! when the runner's connection ends for any reason (kill -9, network loss): a crashed runner
+//! never leaves a stale lock behind, unlike a lock row in a table.
+//!
+//! It is taken by polling `pg_try_advisory_lock` from an idle session, never by blocking in
+//! `pg_advisory_lock`: a session waiting inside `pg_advisory_lock` holds a snapshot, and a
+//! `CREATE INDEX CONCURRENTLY` in the running migration waits for every such snapshot to go
+//! away, so the two would wait for each other forever (PostgreSQL docs, CREATE INDEX,
+//! "Building Indexes Concurrently").
+
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use crate::connect::rows;
+
+/// The advisory lock key: the first 8 bytes of SHA-256("public.dreichor_schema_migrations")
+/// read as a big-endian i64, so that it is tied to the table and unlikely to collide with a
+/// key an application picks. In `pg_locks` a bigint key shows as `classid` (high 32 bits) and
+/// `objid` (low 32 bits) with `objsubid = 1`.
+pub const KEY: i64 = 8_575_455_468_313_837_003;
+
+/// `classid` of [`KEY`] in `pg_locks`.
+pub const CLASSID: u32 = (KEY as u64 >> 32) as u32;
+/// `objid` of [`KEY`] in `pg_locks`.
+pub const OBJID: u32 = KEY as u64 as u32;
+
+/// How often a waiting runner asks again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Who holds the lock, as far as `pg_stat_activity` lets this role see.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    /// The backend's process id (for `pg_terminate_backend`, if it must come to that).
+    pub pid: String,
+    /// The holder's application name.
+    pub application: String,
+    /// The holder's role.
+    pub user: String,
+    /// The client address, or `local socket`.
+    pub client: String,
+    /// When the holder's session started.
+    pub since: String,
+    /// What the session is doing (`active`, `idle`, ...).
+    pub state: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {}, application {:?}, user {}, client {}, connected since {}, state {}",
+            self.pid, self.application, self.user, self.client, self.since, self.state
+        )
+    }
+}
+
+/// The query that finds the holder of the lock in the current database (none: no row).
+pub fn holder_query() -> String {
+    format!(
+        "SELECT l.pid::text, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
+                coalesce(host(a.client_addr), CASE WHEN a.pid IS NULL THEN 'unknown' ELSE 'local socket' END), \
+                coalesce(a.backend_start::text, 'unknown'), coalesce(a.state, 'unknown') \
+         FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {CLASSID} AND l.objid = {OBJID} \
+           AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+    )
+}
+
+/// Turns a row of [`holder_query`] into a [`Holder`].
+pub fn holder_from_row(row: &[Option<String>]) -> Holder {
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    Holder {
+        pid: field(0),
+        application: field(1),
+        user: field(2),
+        client: field(3),
+        since: field(4),
+        state: field(5),
+    }
+}
+
+/// Who holds the lock now, if anyone.
+pub fn holder(client: &mut Client) -> Result<Option<Holder>, postgres::Error> {
+    let messages = client.simple_query(&holder_query())?;
+    Ok(rows(&messages).first().map(|row| holder_from_row(row)))
+}
+
+/// The outcome of [`acquire`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// The lock is ours until [`release`] or the end of the session.
+    Yes,
+    /// Not within the wait; who held it when we gave up (if still visible).
+    No(Option<Holder>),
+}
+
+/// Polls for the lock for at most `wait`. `on_wait` is called once, with the holder, when the
+/// first attempt fails, so that the operator knows why nothing happens.
+pub fn acquire(
+    client: &mut Client,
+    wait: Duration,
+    mut on_wait: impl FnMut(Option<&Holder>),
+) -> Result<Acquired, postgres::Error> {
+    let deadline = Instant::now() + wait;
+    let try_lock = format!("SELECT pg_catalog.pg_try_advisory_lock({KEY})");
+    let mut told = false;
+    loop {
+        let messages = client.simple_query(&try_lock)?;
+        let got = rows(&messages)
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .as_deref()
+            == Some("t");
+        if got {
+            return Ok(Acquired::Yes);
+        }
+        if !told {
+            on_wait(holder(client)?.as_ref());
+            told = true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Acquired::No(holder(client)?));
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+    }
+}
+
+/// Releases the lock (the end of the session would too).
+pub fn release(client: &mut Client) -> Result<(), postgres::Error> {
+    client.batch_execute(&format!("SELECT pg_catalog.pg_advisory_unlock({KEY})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_key_is_derived_from_the_table_name() {
+        let digest = Sha256::digest(b"public.dreichor_schema_migrations");
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        assert_eq!(KEY, i64::from_be_bytes(first));
+    }
+
+    #[test]
+    fn pg_locks_fields_split_the_key() {
+        assert_eq!(((CLASSID as u64) << 32) | OBJID as u64, KEY as u64);
+        assert_eq!(CLASSID, 1_996_628_816);
+        assert_eq!(OBJID, 1_342_635_467);
+    }
+
+    #[test]
+    fn holders_read_from_rows() {
+        let row: Vec<Option<String>> = [
+            "42",
+            "dreichor-migrate",
+            "dreichor_dev",
+            "127.0.0.1",
+            "2026-11-24 10:00:00+00",
+            "active",
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect();
+        let h = holder_from_row(&row);
+        assert_eq!(h.pid, "42");
+        assert!(h.to_string().contains("pid 42"));
+    }
+}

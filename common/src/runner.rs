@@ -1,0 +1,383 @@
+//! A whole `migrate` run, its dry run, and `status`: the engine `migrate` and `hard-reset`
+//! share.
+//!
+//! The order is SPEC.md's: refuse inside GitHub Actions, connect and check the identity, take
+//! the migration lock, create or upgrade the tracking table, refuse on drift, apply the
+//! pending files in order (each atomically with its row, see [`crate::apply`]), release.
+//! The dry run and `status` only read, inside a read-only transaction, and take no lock.
+
+use std::time::Duration;
+
+use postgres::Client;
+use serde_json::{json, Value};
+
+use crate::apply::{self, Settings};
+use crate::cli::{human_duration, Report};
+use crate::config::{DbUrl, Env};
+use crate::connect::{self, failed};
+use crate::error::Error;
+use crate::lock::{self, Acquired};
+use crate::migrations::Migration;
+use crate::plan::{self, reconcile, Entry, Known, State};
+use crate::tracking::{self, Shape};
+
+/// The application name the runner's sessions show in `pg_stat_activity`.
+pub const APPLICATION: &str = "dreichor-migrate";
+
+/// How a run behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Only say what would be applied; change nothing.
+    pub dry_run: bool,
+    /// How long to poll for the migration lock.
+    pub lock_wait: Duration,
+    /// Timeouts and retries of the statements.
+    pub settings: Settings,
+    /// Bounds connecting.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dry_run: false,
+            lock_wait: Duration::from_secs(60),
+            settings: Settings::default(),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One file applied by this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedFile {
+    /// The version.
+    pub version: String,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// The database.
+    pub database: String,
+    /// A dry run.
+    pub dry_run: bool,
+    /// Applied by this run (dry: would be applied, with zero durations).
+    pub applied: Vec<AppliedFile>,
+    /// Applied before this run.
+    pub already_applied: usize,
+    /// The tracking table was created (dry: would be).
+    pub table_created: bool,
+    /// A two-column table was upgraded: the versions whose checksum was recorded.
+    pub upgraded: Option<Vec<String>>,
+}
+
+impl Report for Summary {
+    fn text(&self) -> String {
+        if self.dry_run {
+            let mut out = format!(
+                "dry run on {}: {} would be applied, {} already applied; nothing was changed",
+                self.database,
+                self.applied.len(),
+                self.already_applied
+            );
+            for a in &self.applied {
+                out.push_str(&format!("\n  would apply {}", a.version));
+            }
+            return out;
+        }
+        format!(
+            "{}: applied {}, already applied {}",
+            self.database,
+            self.applied.len(),
+            self.already_applied
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "ok": true,
+            "database": self.database,
+            "dry_run": self.dry_run,
+            "applied": self.applied.iter().map(|a| json!({
+                "version": a.version,
+                "duration_ms": a.duration.as_millis() as u64,
+            })).collect::<Vec<_>>(),
+            "already_applied": self.already_applied,
+            "table_created": self.table_created,
+            "table_upgraded": self.upgraded,
+        })
+    }
+}
+
+/// Refuses inside GitHub Actions: migrations run with operator intent, never in CI
+/// workflows (design document, "When Migrations Run").
+pub fn refuse_in_github_actions() -> Result<(), Error> {
+    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+        return Err(Error::Refused(
+            "GITHUB_ACTIONS=true: migrations never run inside GitHub Actions; an operator runs infra/db/migrate.sh on the host".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `migrate`: applies every pending file of `files` (in order) to the database of `url`.
+/// `progress` receives one line per step, for stderr.
+pub fn migrate(
+    url: &DbUrl,
+    env: Env,
+    files: &[Migration],
+    options: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Summary, Error> {
+    refuse_in_github_actions()?;
+    let mut client = connect::open(url, env, APPLICATION, options.connect_timeout)?;
+    if options.dry_run {
+        return dry_run(&mut client, url, env, files);
+    }
+    client
+        .batch_execute(&options.settings.session_sql())
+        .map_err(|e| failed(url, "setting timeouts", &e))?;
+
+    let acquired = lock::acquire(&mut client, options.lock_wait, |holder| {
+        let who = holder.map_or("an unknown session".to_string(), |h| h.to_string());
+        progress(&format!(
+            "waiting up to {} for the migration lock, held by {who}",
+            human_duration(options.lock_wait)
+        ));
+    })
+    .map_err(|e| failed(url, "taking the migration lock", &e))?;
+    if let Acquired::No(holder) = acquired {
+        let who = holder.map_or("a session that has ended meanwhile".to_string(), |h| {
+            h.to_string()
+        });
+        return Err(Error::Failed(format!(
+            "the migration lock on {} was not acquired within {}: another migrate run holds it ({who}); nothing was applied. Wait for that run and try again; if it is stuck, end it with SELECT pg_terminate_backend(<pid>) (its current file is rolled back)",
+            env.database(),
+            human_duration(options.lock_wait)
+        )));
+    }
+
+    let ensured = tracking::ensure(&mut client, files)
+        .map_err(|e| failed(url, "creating the tracking table", &e))?;
+    if ensured.created {
+        progress(&format!("created the tracking table {}", tracking::TABLE));
+    }
+    if let Some(versions) = &ensured.upgraded {
+        progress(&format!(
+            "upgraded the two-column tracking table {}: added columns checksum, duration_ms, applied_by; recorded the current checksum for {} versions",
+            tracking::TABLE,
+            versions.len()
+        ));
+    }
+
+    let applied = tracking::read(&mut client, Shape::Current)
+        .map_err(|e| failed(url, "reading the tracking table", &e))?;
+    let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
+    let mut summary = Summary {
+        database: env.database().to_string(),
+        already_applied: plan.already_applied,
+        table_created: ensured.created,
+        upgraded: ensured.upgraded,
+        ..Summary::default()
+    };
+    if plan.pending.is_empty() {
+        progress(&format!("{}: nothing to apply", env.database()));
+    }
+    for migration in plan.pending {
+        progress(&format!("applying {}", migration.version));
+        match apply::apply_one(&mut client, migration, &options.settings, progress) {
+            Ok(duration) => {
+                progress(&format!(
+                    "applied  {} ({})",
+                    migration.version,
+                    human_duration(duration)
+                ));
+                summary.applied.push(AppliedFile {
+                    version: migration.version.clone(),
+                    duration,
+                });
+            }
+            Err(failure) => {
+                let kept = if summary.applied.is_empty() {
+                    "no file was applied by this run".to_string()
+                } else {
+                    format!(
+                        "the {} files applied before it stay applied",
+                        summary.applied.len()
+                    )
+                };
+                let mut message = format!("{failure}\n  {kept}");
+                if client.is_closed() {
+                    // The server ended the session (terminated, restarted): whatever the
+                    // file did was rolled back with it.
+                    message.push_str("\n  the connection to the server was lost during the file");
+                }
+                return Err(Error::Failed(message));
+            }
+        }
+    }
+    let _ = lock::release(&mut client);
+    Ok(summary)
+}
+
+/// The dry run: reads in a read-only transaction and plans; the tracking table is neither
+/// created nor upgraded.
+fn dry_run(
+    client: &mut Client,
+    url: &DbUrl,
+    env: Env,
+    files: &[Migration],
+) -> Result<Summary, Error> {
+    let (shape, mut applied) = read_only(client, url)?;
+    if shape == Shape::TwoColumn {
+        // migrate would record the current checksums first; plan as it would.
+        for row in &mut applied {
+            if let Some(file) = files.iter().find(|f| f.version == row.version) {
+                row.checksum = Some(file.checksum.clone());
+            }
+        }
+    }
+    let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
+    Ok(Summary {
+        database: env.database().to_string(),
+        dry_run: true,
+        applied: plan
+            .pending
+            .iter()
+            .map(|m| AppliedFile {
+                version: m.version.clone(),
+                duration: Duration::ZERO,
+            })
+            .collect(),
+        already_applied: plan.already_applied,
+        table_created: shape == Shape::Missing,
+        upgraded: (shape == Shape::TwoColumn)
+            .then(|| applied.iter().map(|a| a.version.clone()).collect()),
+    })
+}
+
+/// The tracking table's shape and rows, read in a read-only transaction.
+fn read_only(client: &mut Client, url: &DbUrl) -> Result<(Shape, Vec<plan::Applied>), Error> {
+    let read = |client: &mut Client| -> Result<_, postgres::Error> {
+        client.batch_execute("BEGIN TRANSACTION READ ONLY")?;
+        let shape = tracking::shape(client)?;
+        let applied = tracking::read(client, shape)?;
+        client.batch_execute("COMMIT")?;
+        Ok((shape, applied))
+    };
+    read(client).map_err(|e| {
+        let _ = client.batch_execute("ROLLBACK");
+        failed(url, "reading the tracking table", &e)
+    })
+}
+
+/// `migrate status`: the state of every version.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The database.
+    pub database: String,
+    /// The tracking table's shape.
+    pub table: Shape,
+    /// Every version, in order, with when it was applied.
+    pub entries: Vec<(Entry, Option<String>)>,
+    /// Who holds the migration lock (a run in progress).
+    pub lock_holder: Option<lock::Holder>,
+}
+
+fn state_name(state: &State) -> &'static str {
+    match state {
+        State::Applied => "applied",
+        State::Pending => "pending",
+        State::Modified { .. } => "modified",
+        State::Unverified => "unverified",
+        State::Missing => "missing file",
+        State::OutOfOrder { .. } => "out of order",
+    }
+}
+
+impl Report for Status {
+    fn text(&self) -> String {
+        let mut out = format!("{}: tracking table ", self.database);
+        out.push_str(match self.table {
+            Shape::Missing => "missing (nothing applied yet)",
+            Shape::TwoColumn => "in the two-column form (migrate will upgrade it)",
+            Shape::Current => "present",
+        });
+        if let Some(h) = &self.lock_holder {
+            out.push_str(&format!("\nmigration in progress: lock held by {h}"));
+        }
+        for (entry, applied_at) in &self.entries {
+            out.push_str(&format!(
+                "\n{:<13} {}",
+                state_name(&entry.state),
+                entry.version
+            ));
+            match &entry.state {
+                State::Applied | State::Missing | State::Unverified => {
+                    if let Some(at) = applied_at {
+                        out.push_str(&format!("  (applied {at})"));
+                    }
+                }
+                State::Modified { recorded, actual } => out.push_str(&format!(
+                    "  (applied with checksum {}, file now {})",
+                    &recorded[..recorded.len().min(12)],
+                    &actual[..actual.len().min(12)]
+                )),
+                State::OutOfOrder { latest_applied } => out.push_str(&format!(
+                    "  (sorts before {latest_applied}, which is applied)"
+                )),
+                State::Pending => {}
+            }
+        }
+        out
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "ok": true,
+            "database": self.database,
+            "table": match self.table {
+                Shape::Missing => "missing",
+                Shape::TwoColumn => "two-column",
+                Shape::Current => "present",
+            },
+            "lock_holder": self.lock_holder,
+            "migrations": self.entries.iter().map(|(e, at)| json!({
+                "version": e.version,
+                "state": state_name(&e.state),
+                "applied_at": at,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Reads the state of every version; changes nothing.
+pub fn status(
+    url: &DbUrl,
+    env: Env,
+    files: &[Migration],
+    timeout: Duration,
+) -> Result<Status, Error> {
+    let mut client = connect::open(url, env, APPLICATION, timeout)?;
+    let (shape, applied) = read_only(&mut client, url)?;
+    let lock_holder = lock::holder(&mut client).map_err(|e| failed(url, "reading pg_locks", &e))?;
+    let entries = reconcile(&applied, files.iter().map(Known::from))
+        .into_iter()
+        .map(|entry| {
+            let at = applied
+                .iter()
+                .find(|a| a.version == entry.version)
+                .and_then(|a| a.applied_at.clone());
+            (entry, at)
+        })
+        .collect();
+    Ok(Status {
+        database: env.database().to_string(),
+        table: shape,
+        entries,
+        lock_holder,
+    })
+}

@@ -1,0 +1,187 @@
+//! The tracking table `public.dreichor_schema_migrations`: its DDL, reading it, upgrading the
+//! design document's two-column form, and the row each applied file adds.
+//!
+//! Every statement names the table with its schema, so that `search_path` (which a role or a
+//! migration can change) never decides which table is read or written.
+
+use postgres::Client;
+
+use crate::connect::{literal, rows};
+use crate::migrations::Migration;
+use crate::plan::Applied;
+
+/// The table, always schema-qualified.
+pub const TABLE: &str = "public.dreichor_schema_migrations";
+
+/// Creates the table when it is missing. `checksum` is nullable only because rows of a
+/// two-column table get theirs during the upgrade.
+pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS public.dreichor_schema_migrations (
+    version     text PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    checksum    text,
+    duration_ms bigint,
+    applied_by  text
+)";
+
+/// Whether the table exists and whether it has the `checksum` column: one query, no error
+/// when the table is missing.
+pub const SHAPE: &str =
+    "SELECT pg_catalog.to_regclass('public.dreichor_schema_migrations') IS NOT NULL, \
+     EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+             WHERE attrelid = pg_catalog.to_regclass('public.dreichor_schema_migrations') \
+               AND attname = 'checksum' AND NOT attisdropped)";
+
+/// The rows, in version order.
+pub const SELECT_APPLIED: &str =
+    "SELECT version, checksum, applied_at::text FROM public.dreichor_schema_migrations ORDER BY version";
+
+/// The shape of the table as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// No table yet.
+    Missing,
+    /// The design document's form: version and applied_at only.
+    TwoColumn,
+    /// With checksums.
+    Current,
+}
+
+/// Reads the shape of the table.
+pub fn shape(client: &mut Client) -> Result<Shape, postgres::Error> {
+    let messages = client.simple_query(SHAPE)?;
+    let row = rows(&messages).into_iter().next().unwrap_or_default();
+    let flag = |i: usize| row.get(i).cloned().flatten().as_deref() == Some("t");
+    Ok(match (flag(0), flag(1)) {
+        (false, _) => Shape::Missing,
+        (true, false) => Shape::TwoColumn,
+        (true, true) => Shape::Current,
+    })
+}
+
+/// Reads the applied rows. In a two-column table every checksum is `None`.
+pub fn read(client: &mut Client, shape: Shape) -> Result<Vec<Applied>, postgres::Error> {
+    let sql = match shape {
+        Shape::Missing => return Ok(Vec::new()),
+        Shape::TwoColumn => {
+            "SELECT version, NULL::text, applied_at::text FROM public.dreichor_schema_migrations ORDER BY version"
+        }
+        Shape::Current => SELECT_APPLIED,
+    };
+    let messages = client.simple_query(sql)?;
+    Ok(applied_from_rows(rows(&messages)))
+}
+
+/// Turns `(version, checksum, applied_at)` rows into [`Applied`] rows.
+pub fn applied_from_rows(rows: Vec<Vec<Option<String>>>) -> Vec<Applied> {
+    rows.into_iter()
+        .map(|row| {
+            let mut fields = row.into_iter();
+            Applied {
+                version: fields.next().flatten().unwrap_or_default(),
+                checksum: fields.next().flatten(),
+                applied_at: fields.next().flatten(),
+            }
+        })
+        .collect()
+}
+
+/// What [`ensure`] did, to be said to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ensured {
+    /// The table was created.
+    pub created: bool,
+    /// A two-column table was upgraded; the versions whose checksum was recorded from the
+    /// current files.
+    pub upgraded: Option<Vec<String>>,
+}
+
+/// Creates the table when missing, or upgrades a two-column table: adds the missing columns
+/// and records the current checksum for rows that have none (trusting, as the design
+/// document's runner did, that the files were not edited). Runs in one transaction; the
+/// caller holds the migration lock.
+pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postgres::Error> {
+    match shape(client)? {
+        Shape::Current => Ok(Ensured::default()),
+        Shape::Missing => {
+            client.batch_execute(CREATE)?;
+            Ok(Ensured {
+                created: true,
+                upgraded: None,
+            })
+        }
+        Shape::TwoColumn => {
+            let mut sql = String::from(
+                "BEGIN;\n\
+                 ALTER TABLE public.dreichor_schema_migrations \
+                 ADD COLUMN IF NOT EXISTS checksum text, \
+                 ADD COLUMN IF NOT EXISTS duration_ms bigint, \
+                 ADD COLUMN IF NOT EXISTS applied_by text;\n",
+            );
+            let before = read(client, Shape::TwoColumn)?;
+            let mut upgraded = Vec::new();
+            for row in &before {
+                if let Some(file) = files.iter().find(|f| f.version == row.version) {
+                    sql.push_str(&format!(
+                        "UPDATE public.dreichor_schema_migrations SET checksum = {} WHERE version = {} AND checksum IS NULL;\n",
+                        literal(&file.checksum),
+                        literal(&file.version)
+                    ));
+                    upgraded.push(file.version.clone());
+                }
+            }
+            sql.push_str("COMMIT;");
+            if let Err(e) = client.batch_execute(&sql) {
+                let _ = client.batch_execute("ROLLBACK");
+                return Err(e);
+            }
+            Ok(Ensured {
+                created: false,
+                upgraded: Some(upgraded),
+            })
+        }
+    }
+}
+
+/// The INSERT that records `migration`, run in the same transaction as the file: `applied_at`
+/// is the transaction's start and `duration_ms` the time the file took inside it.
+pub fn insert_row(migration: &Migration) -> String {
+    format!(
+        "INSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
+         VALUES ({}, now(), {}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, current_user)",
+        literal(&migration.version),
+        literal(&migration.checksum)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_names_the_schema() {
+        for sql in [CREATE, SHAPE, SELECT_APPLIED] {
+            assert!(sql.contains("public.dreichor_schema_migrations"), "{sql}");
+        }
+        let m = Migration {
+            version: "001_init".into(),
+            file_name: "001_init.sql".into(),
+            path: "x".into(),
+            sql: String::new(),
+            checksum: "ab".into(),
+            transactional: true,
+            blank: true,
+        };
+        assert!(insert_row(&m).contains("INTO public.dreichor_schema_migrations"));
+        assert!(insert_row(&m).contains("'001_init'"));
+    }
+
+    #[test]
+    fn rows_become_applied_versions() {
+        let applied = applied_from_rows(vec![
+            vec![Some("001_a".into()), Some("c1".into())],
+            vec![Some("002_b".into()), None],
+        ]);
+        assert_eq!(applied[1].version, "002_b");
+        assert_eq!(applied[1].checksum, None);
+    }
+}
