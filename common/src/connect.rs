@@ -104,15 +104,49 @@ pub fn check_identity(url: &DbUrl, env: Env, row: &[Option<String>]) -> Result<(
 }
 
 /// Connects and makes the identity checks: the session every tool but the admin side of
-/// `hard-reset` works in.
+/// `hard-reset` works in. The whole of it, authentication included, is bounded by `timeout`.
 pub fn open(url: &DbUrl, env: Env, application: &str, timeout: Duration) -> Result<Client, Error> {
-    let mut client = connect(url, application, timeout)?;
-    let messages = client
-        .simple_query(&identity_query(env))
-        .map_err(|e| failed(url, "checking the connection", &e))?;
-    let row = rows(&messages).into_iter().next().unwrap_or_default();
-    check_identity(url, env, &row)?;
-    Ok(client)
+    let (url, application) = (url.clone(), application.to_string());
+    within(timeout, &url.clone(), move || {
+        let mut client = connect(&url, &application, timeout)?;
+        let messages = client
+            .simple_query(&identity_query(env))
+            .map_err(|e| failed(&url, "checking the connection", &e))?;
+        let row = rows(&messages).into_iter().next().unwrap_or_default();
+        check_identity(&url, env, &row)?;
+        Ok(client)
+    })
+}
+
+/// Runs `work` on its own thread and gives up after `timeout` with exit 3.
+///
+/// The client's `connect_timeout` only bounds the TCP connect: a server (or anything else
+/// listening on the port) that accepts the connection and then never answers the startup or
+/// a query would hang the caller forever. A deploy gate must not hang, so the whole exchange
+/// runs on a thread that is abandoned on timeout (its socket closes when the process exits,
+/// or when the peer finally answers).
+pub fn within<T: Send + 'static>(
+    timeout: Duration,
+    url: &DbUrl,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("db".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| Error::Failed(format!("cannot start a thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => Err(Error::Unreachable {
+            url: url.redacted(),
+            reason: format!(
+                "no answer within {} s (the server accepted the connection but did not respond, or is overloaded)",
+                timeout.as_secs_f64()
+            ),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! - [`lock`]: the migration lock (a polled session advisory lock);
 //! - [`apply`]: running one file atomically with its tracking row;
 //! - [`runner`]: a whole `migrate` run, its dry run, and `status`;
+//! - [`check`]: the compatibility check of `schema-check` and the runtime;
 //! - [`cli`]: flags and output shared by the binaries;
 //! - [`error`]: typed errors and the exit code of each kind.
 //!
@@ -22,6 +23,7 @@
 //! the interface.
 
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connect;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use common::apply::Settings;
+use common::check::Expected;
 use common::cli::{DirArgs, Output, TargetArgs};
 use common::migrations::{discover, Migration};
 use common::runner::{self, Options};
@@ -45,6 +46,16 @@ enum Command {
     /// Check the migrations directory offline (no DATABASE_URL needed): exit 0 when clean
     /// (warnings allowed), 2 with every violation listed.
     Lint(LintArgs),
+    /// Print the manifest of the directory (versions and checksums, JSON) for
+    /// `schema-check --manifest` and for embedding in the runtime; offline.
+    Manifest(ManifestArgs),
+}
+
+#[derive(Args, Debug)]
+struct ManifestArgs {
+    /// The migrations directory.
+    #[arg(long, value_name = "PATH", default_value = "infra/db/migrations")]
+    dir: std::path::PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -101,6 +112,14 @@ pub fn main() -> std::process::ExitCode {
             let out = Output::new("migrate", args.target.dir.format);
             out.finish(status(&args, &out))
         }
+        Some(Command::Manifest(args)) => {
+            let out = Output::new("migrate", common::cli::Format::Json);
+            out.finish(
+                discover(&args.dir)
+                    .map(|found| Manifest(Expected::from_migrations(&found.migrations)))
+                    .map_err(Error::Directory),
+            )
+        }
         Some(Command::Lint(args)) => {
             let out = Output::new("migrate", args.dir.format);
             out.finish(Ok::<_, Error>(common::lint::lint(
@@ -108,6 +127,18 @@ pub fn main() -> std::process::ExitCode {
                 args.since.as_deref(),
             )))
         }
+    }
+}
+
+/// The manifest document, printed as JSON whatever the format.
+struct Manifest(Expected);
+
+impl common::cli::Report for Manifest {
+    fn text(&self) -> String {
+        self.0.to_manifest().to_string()
+    }
+    fn json(&self) -> serde_json::Value {
+        self.0.to_manifest()
     }
 }
 

@@ -1,0 +1,589 @@
+//! The compatibility check: the deploy agent's pre-start gate (`schema-check`) and the
+//! runtime's startup check are this one function.
+//!
+//! Read-only by construction: the session is opened with `default_transaction_read_only=on`
+//! and a `statement_timeout` as startup options (which take precedence over role and
+//! database defaults, and which nothing in `DATABASE_URL` can override: the validator refuses
+//! an `options` parameter), and the queries run inside `BEGIN READ ONLY`. It needs nothing
+//! beyond CONNECT and SELECT on the tracking table; a missing table is reported, never
+//! created.
+//!
+//! Fast: it runs on every deployment, so the happy path is one connection and one round
+//! trip: identity, lock holder, invalid indexes and the tracking rows travel in one
+//! simple-protocol message. Only when the tracking table is missing or in the two-column form
+//! does a second message follow.
+//!
+//! The runtime may not have the SQL files. It checks against an [`Expected`] set: built from
+//! the directory, or from a manifest (`migrate manifest` writes one), which the runtime can
+//! embed at build time:
+//!
+//! ```no_run
+//! use common::check::{check, CheckOptions, Expected};
+//! use common::config::{DbUrl, Env};
+//!
+//! // In the runtime's build: `migrate manifest --dir infra/db/migrations > migrations.json`.
+//! const MANIFEST: &str = r#"{"format":"dreichor-migrations/1","migrations":[
+//!     {"version":"001_init","checksum":"0e2c7a..."}]}"#;
+//!
+//! let expected = Expected::from_manifest(MANIFEST).expect("manifest is valid");
+//! let url = DbUrl::from_process_env("DATABASE_URL", Env::Dev.database()).expect("valid URL");
+//! let report = check(&url, Env::Dev, &expected, &CheckOptions::default()).expect("reachable");
+//! if !report.compatible {
+//!     eprintln!("{report}");
+//!     std::process::exit(1); // fail fast: never start against an incompatible schema
+//! }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use postgres::SimpleQueryMessage;
+use serde_json::{json, Value};
+
+use crate::cli::Report;
+use crate::config::{DbUrl, Env};
+use crate::connect::{self, check_identity, identity_query};
+use crate::error::{Error, ExitCode};
+use crate::lock::{holder_from_row, holder_query, Holder};
+use crate::migrations::Migration;
+use crate::plan::{reconcile, Known, State};
+use crate::tracking;
+
+/// The application name of the check's session.
+pub const APPLICATION: &str = "dreichor-schema-check";
+
+/// The manifest format tag.
+pub const MANIFEST_FORMAT: &str = "dreichor-migrations/1";
+
+/// The migrations a release expects: versions and checksums.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expected {
+    /// `(version, checksum)`, in version order.
+    pub migrations: Vec<(String, String)>,
+}
+
+impl Expected {
+    /// From discovered files.
+    pub fn from_migrations(migrations: &[Migration]) -> Self {
+        Expected {
+            migrations: migrations
+                .iter()
+                .map(|m| (m.version.clone(), m.checksum.clone()))
+                .collect(),
+        }
+    }
+
+    /// From a manifest document (see [`Expected::to_manifest`]). A malformed manifest is
+    /// invalid input (exit 2).
+    pub fn from_manifest(text: &str) -> Result<Self, Error> {
+        let bad = |why: &str| {
+            Error::Refused(format!(
+                "the migrations manifest is invalid: {why}; regenerate it with `migrate manifest`"
+            ))
+        };
+        let doc: Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        if doc["format"] != MANIFEST_FORMAT {
+            return Err(bad(&format!("\"format\" must be {MANIFEST_FORMAT:?}")));
+        }
+        let list = doc["migrations"]
+            .as_array()
+            .ok_or_else(|| bad("\"migrations\" must be an array"))?;
+        let mut migrations = Vec::with_capacity(list.len());
+        for item in list {
+            match (item["version"].as_str(), item["checksum"].as_str()) {
+                (Some(v), Some(c)) => migrations.push((v.to_string(), c.to_string())),
+                _ => {
+                    return Err(bad(
+                        "every entry needs \"version\" and \"checksum\" strings",
+                    ))
+                }
+            }
+        }
+        migrations.sort();
+        Ok(Expected { migrations })
+    }
+
+    /// The manifest document: `{"format": ..., "migrations": [{"version", "checksum"}]}`.
+    pub fn to_manifest(&self) -> Value {
+        json!({
+            "format": MANIFEST_FORMAT,
+            "migrations": self.migrations.iter().map(|(v, c)| json!({"version": v, "checksum": c})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// How the check behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Versions applied but unknown to this release make the schema incompatible.
+    pub strict: bool,
+    /// Bounds the whole check, connecting included.
+    pub timeout: Duration,
+}
+
+impl Default for CheckOptions {
+    /// Not strict; 5 s.
+    fn default() -> Self {
+        CheckOptions {
+            strict: false,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The verdict and every reason for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The verdict.
+    pub compatible: bool,
+    /// The database checked.
+    pub database: String,
+    /// How many migrations the release expects.
+    pub expected: usize,
+    /// The tracking table does not exist.
+    pub table_missing: bool,
+    /// Expected versions not applied (out-of-order ones included).
+    pub pending: Vec<String>,
+    /// Pending versions that sort before the latest applied one.
+    pub out_of_order: Vec<String>,
+    /// Applied versions whose file has changed.
+    pub modified: Vec<String>,
+    /// Applied versions recorded without a checksum (two-column tracking table).
+    pub unverified: Vec<String>,
+    /// Applied versions this release does not know: the database is ahead.
+    pub unknown_applied: Vec<String>,
+    /// The migration lock's holder: a migration run is in progress.
+    pub migration_in_progress: Option<Holder>,
+    /// Indexes left invalid by a failed `CREATE INDEX CONCURRENTLY`.
+    pub invalid_indexes: Vec<String>,
+    /// Why it is incompatible, one line each.
+    pub reasons: Vec<String>,
+    /// Things worth knowing that do not make it incompatible.
+    pub warnings: Vec<String>,
+    /// Whether `--strict` was in force.
+    pub strict: bool,
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.compatible {
+            write!(
+                f,
+                "compatible: {} has all {} migrations of this release",
+                self.database, self.expected
+            )?;
+        } else {
+            write!(
+                f,
+                "INCOMPATIBLE: {}: {} reasons; do not start the runtime",
+                self.database,
+                self.reasons.len()
+            )?;
+        }
+        for reason in &self.reasons {
+            write!(f, "\n  - {reason}")?;
+        }
+        for warning in &self.warnings {
+            write!(f, "\n  warning: {warning}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for CheckReport {
+    fn text(&self) -> String {
+        self.to_string()
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "compatible": self.compatible,
+            "database": self.database,
+            "expected": self.expected,
+            "strict": self.strict,
+            "table_missing": self.table_missing,
+            "pending": self.pending,
+            "out_of_order": self.out_of_order,
+            "modified": self.modified,
+            "unverified": self.unverified,
+            "unknown_applied": self.unknown_applied,
+            "migration_in_progress": self.migration_in_progress,
+            "invalid_indexes": self.invalid_indexes,
+            "reasons": self.reasons,
+            "warnings": self.warnings,
+        })
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.compatible {
+            ExitCode::Success
+        } else {
+            ExitCode::Failed
+        }
+    }
+}
+
+/// SQLSTATEs that mean "the tracking table is missing or has another shape".
+const UNDEFINED_TABLE: &str = "42P01";
+const UNDEFINED_COLUMN: &str = "42703";
+
+/// What the database said, before judging.
+#[derive(Debug, Default)]
+struct Observed {
+    identity: Vec<Option<String>>,
+    holder: Option<Holder>,
+    invalid_indexes: Vec<String>,
+    shape: Option<tracking::Shape>,
+    applied: Vec<crate::plan::Applied>,
+}
+
+/// Checks the database of `url` against `expected`. Changes nothing. Unreachable within
+/// `options.timeout` is [`Error::Unreachable`] (exit 3); an incompatible schema is a report
+/// with `compatible: false` (exit 1), not an error.
+pub fn check(
+    url: &DbUrl,
+    env: Env,
+    expected: &Expected,
+    options: &CheckOptions,
+) -> Result<CheckReport, Error> {
+    let timeout = options.timeout;
+    let observed = {
+        let url = url.clone();
+        connect::within(timeout, &url.clone(), move || observe(&url, env, timeout))?
+    };
+    check_identity(url, env, &observed.identity)?;
+    Ok(judge(env, expected, observed, options.strict))
+}
+
+/// Connects read-only and reads everything in (usually) one round trip.
+fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> {
+    let mut config = url.pg_config(APPLICATION, timeout);
+    config.options(&format!(
+        "-c default_transaction_read_only=on -c statement_timeout={}",
+        timeout.as_millis()
+    ));
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| connect::unreachable(url, &e))?;
+    let common = format!(
+        "{};\n{};\nSELECT indexrelid::regclass::text FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1;\n",
+        identity_query(env),
+        holder_query()
+    );
+    let first = format!(
+        "BEGIN READ ONLY;\n{common}{};\nCOMMIT;",
+        tracking::SELECT_APPLIED
+    );
+    match client.simple_query(&first) {
+        Ok(messages) => {
+            let sets = result_sets(&messages);
+            let mut observed = observed_from(&sets);
+            observed.shape = Some(tracking::Shape::Current);
+            observed.applied =
+                tracking::applied_from_rows(sets.get(3).cloned().unwrap_or_default());
+            Ok(observed)
+        }
+        Err(e)
+            if matches!(
+                e.code().map(|c| c.code()),
+                Some(UNDEFINED_TABLE | UNDEFINED_COLUMN)
+            ) =>
+        {
+            let _ = client.batch_execute("ROLLBACK");
+            let second = format!("BEGIN READ ONLY;\n{common}{};\nCOMMIT;", tracking::SHAPE);
+            let messages = client
+                .simple_query(&second)
+                .map_err(|e| connect::failed(url, "reading the schema state", &e))?;
+            let sets = result_sets(&messages);
+            let mut observed = observed_from(&sets);
+            let flags = sets
+                .get(3)
+                .and_then(|s| s.first())
+                .cloned()
+                .unwrap_or_default();
+            let flag = |i: usize| flags.get(i).cloned().flatten().as_deref() == Some("t");
+            let shape = match (flag(0), flag(1)) {
+                (false, _) => tracking::Shape::Missing,
+                (true, false) => tracking::Shape::TwoColumn,
+                (true, true) => tracking::Shape::Current,
+            };
+            observed.applied = tracking::read(&mut client, shape)
+                .map_err(|e| connect::failed(url, "reading the tracking table", &e))?;
+            observed.shape = Some(shape);
+            Ok(observed)
+        }
+        Err(e) => Err(connect::failed(url, "reading the schema state", &e)),
+    }
+}
+
+/// The rows of each statement's result, in order (statements without rows, like BEGIN,
+/// give no set).
+fn result_sets(messages: &[SimpleQueryMessage]) -> Vec<Vec<Vec<Option<String>>>> {
+    let mut sets = Vec::new();
+    let mut current: Option<Vec<Vec<Option<String>>>> = None;
+    for message in messages {
+        match message {
+            SimpleQueryMessage::RowDescription(_) => current = Some(Vec::new()),
+            SimpleQueryMessage::Row(row) => current.get_or_insert_with(Vec::new).push(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            SimpleQueryMessage::CommandComplete(_) => {
+                if let Some(set) = current.take() {
+                    sets.push(set);
+                }
+            }
+            _ => {}
+        }
+    }
+    sets
+}
+
+fn observed_from(sets: &[Vec<Vec<Option<String>>>]) -> Observed {
+    Observed {
+        identity: sets
+            .first()
+            .and_then(|s| s.first())
+            .cloned()
+            .unwrap_or_default(),
+        holder: sets
+            .get(1)
+            .and_then(|s| s.first())
+            .map(|r| holder_from_row(r)),
+        invalid_indexes: sets
+            .get(2)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|r| r.first().cloned().flatten())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..Observed::default()
+    }
+}
+
+/// Up to ten versions, then how many more: a message stays readable when a whole history
+/// is unknown.
+fn abbreviated(versions: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = versions
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if versions.len() > SHOWN {
+        text.push_str(&format!(" and {} more", versions.len() - SHOWN));
+    }
+    text
+}
+
+/// The verdict: pure, from what was observed.
+fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> CheckReport {
+    let mut report = CheckReport {
+        database: env.database().to_string(),
+        expected: expected.migrations.len(),
+        strict,
+        invalid_indexes: observed.invalid_indexes,
+        migration_in_progress: observed.holder,
+        ..CheckReport::default()
+    };
+    if observed.shape == Some(tracking::Shape::Missing) {
+        report.table_missing = true;
+        report.reasons.push(format!(
+            "the tracking table {} does not exist: no migration was ever applied to {}; run infra/db/migrate.sh --env {env}",
+            tracking::TABLE,
+            env.database()
+        ));
+    }
+    if observed.shape == Some(tracking::Shape::TwoColumn) {
+        report.warnings.push(format!(
+            "the tracking table {} has the two-column form; the next migrate run upgrades it",
+            tracking::TABLE
+        ));
+    }
+    let known = expected.migrations.iter().map(|(v, c)| Known {
+        version: v,
+        checksum: c,
+    });
+    for entry in reconcile(&observed.applied, known) {
+        match entry.state {
+            State::Applied => {}
+            State::Pending => report.pending.push(entry.version),
+            State::OutOfOrder { .. } => {
+                report.out_of_order.push(entry.version.clone());
+                report.pending.push(entry.version);
+            }
+            State::Modified { .. } => report.modified.push(entry.version),
+            State::Unverified => report.unverified.push(entry.version),
+            State::Missing => report.unknown_applied.push(entry.version),
+        }
+    }
+    if !report.table_missing {
+        for v in &report.pending {
+            let order = if report.out_of_order.contains(v) {
+                " (and it sorts before versions already applied: the migrations directory was changed against the append-only rule)"
+            } else {
+                ""
+            };
+            report.reasons.push(format!(
+                "{v} is pending: run infra/db/migrate.sh --env {env} before deploying{order}"
+            ));
+        }
+    } else if !report.pending.is_empty() {
+        report
+            .reasons
+            .push(format!("{} migrations are pending", report.pending.len()));
+    }
+    for v in &report.modified {
+        report.reasons.push(format!(
+            "{v} was applied with another checksum: the release's {v}.sql differs from what ran; migration files must never be edited"
+        ));
+    }
+    for v in &report.unverified {
+        report.reasons.push(format!(
+            "{v} is recorded without a checksum (two-column tracking table): run infra/db/migrate.sh --env {env}, which upgrades the table"
+        ));
+    }
+    if !report.unknown_applied.is_empty() {
+        let what = format!(
+            "the database is ahead of this release: applied but unknown here: {} (after a runtime rollback this is expected)",
+            abbreviated(&report.unknown_applied)
+        );
+        if strict {
+            report
+                .reasons
+                .push(format!("{what}; --strict makes it incompatible"));
+        } else {
+            report.warnings.push(what);
+        }
+    }
+    if let Some(holder) = &report.migration_in_progress {
+        report.reasons.push(format!(
+            "a migration run is in progress (the migration lock is held by {holder}); wait for it to finish"
+        ));
+    }
+    for index in &report.invalid_indexes {
+        report.warnings.push(format!(
+            "index {index} is INVALID (left by a failed CREATE INDEX CONCURRENTLY?): drop it with DROP INDEX CONCURRENTLY {index}"
+        ));
+    }
+    report.compatible = report.reasons.is_empty();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Applied;
+
+    fn expected(versions: &[(&str, &str)]) -> Expected {
+        Expected {
+            migrations: versions
+                .iter()
+                .map(|(v, c)| (v.to_string(), c.to_string()))
+                .collect(),
+        }
+    }
+
+    fn observed(rows: &[(&str, Option<&str>)]) -> Observed {
+        Observed {
+            shape: Some(tracking::Shape::Current),
+            applied: rows
+                .iter()
+                .map(|(v, c)| Applied {
+                    version: v.to_string(),
+                    checksum: c.map(str::to_string),
+                    applied_at: None,
+                })
+                .collect(),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn all_applied_is_compatible() {
+        let r = judge(
+            Env::Dev,
+            &expected(&[("001_a", "x")]),
+            observed(&[("001_a", Some("x"))]),
+            false,
+        );
+        assert!(r.compatible, "{r}");
+        assert_eq!(r.exit_code(), ExitCode::Success);
+    }
+
+    #[test]
+    fn pending_and_modified_are_each_a_reason() {
+        let r = judge(
+            Env::Dev,
+            &expected(&[("001_a", "new"), ("002_b", "y"), ("003_c", "z")]),
+            observed(&[("001_a", Some("old"))]),
+            false,
+        );
+        assert!(!r.compatible);
+        assert_eq!(r.pending, ["002_b", "003_c"]);
+        assert_eq!(r.modified, ["001_a"]);
+        assert_eq!(r.reasons.len(), 3, "{r}");
+        assert_eq!(r.exit_code(), ExitCode::Failed);
+    }
+
+    #[test]
+    fn a_database_ahead_is_compatible_with_a_warning_unless_strict() {
+        let e = expected(&[("001_a", "x")]);
+        let o = || observed(&[("001_a", Some("x")), ("002_b", Some("y"))]);
+        let lenient = judge(Env::Dev, &e, o(), false);
+        assert!(lenient.compatible);
+        assert_eq!(lenient.unknown_applied, ["002_b"]);
+        assert_eq!(lenient.warnings.len(), 1);
+        let strict = judge(Env::Dev, &e, o(), true);
+        assert!(!strict.compatible);
+    }
+
+    #[test]
+    fn a_missing_table_is_incompatible() {
+        let mut o = observed(&[]);
+        o.shape = Some(tracking::Shape::Missing);
+        let r = judge(Env::Prod, &expected(&[("001_a", "x")]), o, false);
+        assert!(!r.compatible);
+        assert!(r.table_missing);
+        assert!(r.reasons[0].contains("does not exist"), "{r}");
+    }
+
+    #[test]
+    fn a_running_migration_is_incompatible() {
+        let mut o = observed(&[("001_a", Some("x"))]);
+        o.holder = Some(holder_from_row(&[Some("7".into())]));
+        let r = judge(Env::Dev, &expected(&[("001_a", "x")]), o, false);
+        assert!(!r.compatible);
+        assert!(r.reasons[0].contains("in progress"), "{r}");
+    }
+
+    #[test]
+    fn invalid_indexes_are_warnings() {
+        let mut o = observed(&[("001_a", Some("x"))]);
+        o.invalid_indexes = vec!["public.i".into()];
+        let r = judge(Env::Dev, &expected(&[("001_a", "x")]), o, false);
+        assert!(r.compatible);
+        assert!(r.warnings[0].contains("public.i"));
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let r = judge(Env::Dev, &expected(&[]), observed(&[]), false);
+        let doc = r.json();
+        for key in ["compatible", "pending", "modified", "unknown_applied"] {
+            assert!(doc.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn manifests_round_trip() {
+        let e = expected(&[("001_a", "x"), ("002_b", "y")]);
+        let text = e.to_manifest().to_string();
+        assert_eq!(Expected::from_manifest(&text).unwrap(), e);
+        assert!(Expected::from_manifest("{}").is_err());
+        assert!(Expected::from_manifest("not json").is_err());
+    }
+}
