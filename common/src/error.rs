@@ -65,7 +65,7 @@ pub enum Error {
     },
 
     /// Applied migrations disagree with the files on disk; nothing was applied. Exit 1.
-    #[error("{}", list("refusing to migrate: the database and the migrations directory disagree (nothing was applied)", .0))]
+    #[error("{}", list("refusing to migrate: the database and the migrations directory disagree (nothing was applied)", &crate::plan::summarize(.0)))]
     Drift(Vec<crate::plan::Drift>),
 
     /// Any other failure of an operation (a failed migration, the lock not acquired, an

@@ -184,6 +184,37 @@ impl fmt::Display for Drift {
     }
 }
 
+/// One line per drift, except that many versions applied but missing are grouped into one
+/// line: 285 identical lines would hide the one that matters (typically the wrong `--dir`).
+pub fn summarize(drift: &[Drift]) -> Vec<String> {
+    const GROUP_ABOVE: usize = 5;
+    let missing: Vec<&str> = drift
+        .iter()
+        .filter_map(|d| match d {
+            Drift::AppliedButMissing { version } => Some(version.as_str()),
+            _ => None,
+        })
+        .collect();
+    let grouped = missing.len() > GROUP_ABOVE;
+    let mut lines: Vec<String> = drift
+        .iter()
+        .filter(|d| !(grouped && matches!(d, Drift::AppliedButMissing { .. })))
+        .map(Drift::to_string)
+        .collect();
+    if grouped {
+        lines.insert(
+            0,
+            format!(
+                "{} applied versions have no file in the directory ({} ... {}); is --dir the migrations directory of this database, and is this checkout up to date?",
+                missing.len(),
+                missing[0],
+                missing[missing.len() - 1]
+            ),
+        );
+    }
+    lines
+}
+
 /// The first 12 hex digits: enough to tell checksums apart in a message.
 fn short(checksum: &str) -> &str {
     &checksum[..checksum.len().min(12)]
@@ -375,6 +406,22 @@ mod tests {
                 ("004_d".to_string(), State::Pending),
             ]
         );
+    }
+
+    #[test]
+    fn many_missing_files_are_summarised_in_one_line() {
+        let mut drift: Vec<Drift> = (0..300)
+            .map(|i| Drift::AppliedButMissing {
+                version: format!("{i:04}_x"),
+            })
+            .collect();
+        drift.push(Drift::Unverified {
+            version: "9999_y".into(),
+        });
+        let lines = summarize(&drift);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("300 applied versions have no file"));
+        assert_eq!(summarize(&drift[..3]).len(), 3);
     }
 
     #[test]
