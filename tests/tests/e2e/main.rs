@@ -1,0 +1,14 @@
+//! End-to-end tests of the Dreichor database tools against a real, throwaway PostgreSQL.
+//!
+//! One integration-test binary (as ripgrep does) so that the expensive part, the one-time
+//! `initdb` of the cluster template, is paid once per run, and so that Cargo links one binary
+//! instead of one per file. The harness lives in [`support`]; [`harness`] proves the harness
+//! itself (logins, isolation, cleanup, the leak check) before any case relies on it.
+//!
+//! Nothing here is skipped for lack of PostgreSQL: a missing server fails the run and says how
+//! to install one.
+
+mod harness;
+mod migrate;
+mod provision;
+mod support;

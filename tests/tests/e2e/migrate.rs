@@ -1,0 +1,769 @@
+//! `migrate` end to end: applying, atomicity, drift, concurrency, crashes, timeouts, exit
+//! codes, against a throwaway cluster per case (the database must be named `dreichor_dev`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::support::cluster::Envs;
+use crate::support::{Cluster, Outcome, Run, Tool};
+
+/// A cluster with both environments provisioned and an empty migrations directory.
+struct Fixture {
+    cluster: Cluster,
+    envs: Envs,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let cluster = Cluster::start();
+        let envs = cluster.provision_envs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        Fixture { cluster, envs, dir }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, sql: &str) {
+        std::fs::write(self.dir().join(name), sql).expect("write migration");
+    }
+
+    /// `migrate` as the dev role, with `--env dev --dir <dir>` after `args`.
+    fn cmd(&self, args: &[&str]) -> Run {
+        Tool::Migrate
+            .cmd()
+            .env("DATABASE_URL", &self.envs.dev_url)
+            .args(args)
+            .args(["--env", "dev", "--dir"])
+            .arg(self.dir())
+    }
+
+    fn migrate(&self, args: &[&str]) -> Outcome {
+        self.cmd(args).run()
+    }
+
+    /// Query dreichor_dev as the superuser.
+    fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.cluster.query_strings("dreichor_dev", sql)
+    }
+
+    fn one(&self, sql: &str) -> String {
+        self.query(sql)[0][0].clone().unwrap_or_default()
+    }
+
+    fn versions(&self) -> Vec<String> {
+        if self.one("SELECT to_regclass('public.dreichor_schema_migrations') IS NOT NULL") != "t" {
+            return Vec::new();
+        }
+        self.query("SELECT version FROM public.dreichor_schema_migrations ORDER BY version")
+            .into_iter()
+            .map(|r| r[0].clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn table_exists(&self, name: &str) -> bool {
+        self.one(&format!("SELECT to_regclass('public.{name}') IS NOT NULL")) == "t"
+    }
+}
+
+fn lines_of(outcome: &Outcome) -> String {
+    format!("{}\n{}", outcome.stdout, outcome.stderr)
+}
+
+#[test]
+fn applies_in_order_records_checksums_and_a_rerun_is_a_no_op() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write(
+        "002_b.sql",
+        "CREATE TABLE b (a_id int);\nINSERT INTO b VALUES (1);\n",
+    );
+    let first = f.migrate(&[]);
+    first.assert_code(0);
+    assert!(
+        first.stdout.contains("applied 2, already applied 0"),
+        "{}",
+        lines_of(&first)
+    );
+    assert!(
+        first.stderr.contains("applied  001_a ("),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(f.versions(), ["001_a", "002_b"]);
+    let checksum =
+        f.one("SELECT checksum FROM public.dreichor_schema_migrations WHERE version = '001_a'");
+    let expected = common::migrations::checksum_of("CREATE TABLE a (id int);\n");
+    assert_eq!(checksum, expected);
+    assert_eq!(
+        f.one("SELECT count(*) FROM public.dreichor_schema_migrations WHERE applied_by = 'dreichor_dev' AND duration_ms >= 0"),
+        "2"
+    );
+
+    let again = f.migrate(&[]);
+    again.assert_code(0);
+    assert!(
+        again.stdout.contains("applied 0, already applied 2"),
+        "{}",
+        lines_of(&again)
+    );
+    assert_eq!(f.one("SELECT count(*) FROM b"), "1");
+}
+
+#[test]
+fn a_failing_file_is_rolled_back_earlier_files_stay_and_the_line_is_reported() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write(
+        "002_b.sql",
+        "CREATE TABLE b (id int);\n\nINSERT INTO b VALUES (1);\nSELECT * FROM no_such_table;\n",
+    );
+    f.write("003_c.sql", "CREATE TABLE c (id int);\n");
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("002_b.sql:4:15:"), "{}", out.stderr);
+    assert!(out.stderr.contains("42P01"), "{}", out.stderr);
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert_eq!(f.versions(), ["001_a"]);
+    assert!(f.table_exists("a"));
+    assert!(
+        !f.table_exists("b"),
+        "the failed file's first statement must be rolled back"
+    );
+    assert!(!f.table_exists("c"), "nothing after the failed file runs");
+}
+
+#[test]
+fn an_error_without_position_is_located_by_its_statement() {
+    let f = Fixture::new();
+    f.write(
+        "001_a.sql",
+        "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n\n-- duplicate\nINSERT INTO a VALUES (1);\n",
+    );
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("001_a.sql:5:1:"), "{}", out.stderr);
+    assert!(out.stderr.contains("23505"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Key (id)=(1) already exists"),
+        "detail: {}",
+        out.stderr
+    );
+    assert!(f.versions().is_empty());
+    assert!(!f.table_exists("a"));
+}
+
+#[test]
+fn every_kind_of_drift_refuses_and_applies_nothing() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("003_c.sql", "CREATE TABLE c (id int);\n");
+    f.migrate(&[]).assert_code(0);
+
+    // Edited, out of order, and a new file that would otherwise be applied.
+    f.write("001_a.sql", "CREATE TABLE a (id bigint);\n");
+    f.write("002_b.sql", "CREATE TABLE b (id int);\n");
+    f.write("004_d.sql", "CREATE TABLE d (id int);\n");
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("001_a.sql was applied with checksum"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("restore it from version control"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("002_b.sql is not applied but sorts before 003_c"),
+        "{}",
+        out.stderr
+    );
+    assert!(!f.table_exists("d") && !f.table_exists("b"));
+    assert_eq!(f.versions(), ["001_a", "003_c"]);
+
+    // A deleted file.
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    std::fs::remove_file(f.dir().join("002_b.sql")).unwrap();
+    std::fs::remove_file(f.dir().join("003_c.sql")).unwrap();
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("003_c is applied in the database but 003_c.sql is not in the directory"),
+        "{}",
+        out.stderr
+    );
+    assert!(!f.table_exists("d"));
+}
+
+#[test]
+fn line_ending_and_byte_order_mark_changes_are_not_drift() {
+    let f = Fixture::new();
+    f.write(
+        "001_a.sql",
+        "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n",
+    );
+    f.migrate(&[]).assert_code(0);
+    f.write(
+        "001_a.sql",
+        "\u{feff}CREATE TABLE a (id int);\r\nCREATE TABLE b (id int);\r\n",
+    );
+    f.migrate(&[]).assert_code(0);
+    Tool::SchemaCheck
+        .cmd()
+        .env("DATABASE_URL", &f.envs.dev_url)
+        .args(["--env", "dev", "--dir"])
+        .arg(f.dir())
+        .run()
+        .assert_code(0);
+}
+
+#[test]
+fn six_concurrent_runners_apply_every_file_exactly_once() {
+    let f = Fixture::new();
+    for i in 1..=20 {
+        // A non-idempotent file: running it twice would fail on the duplicate table.
+        f.write(
+            &format!("{i:03}_t{i}.sql"),
+            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    let runners: Vec<_> = (0..6).map(|_| f.cmd(&[]).spawn()).collect();
+    let outcomes: Vec<Outcome> = runners.into_iter().map(|r| r.wait()).collect();
+    for o in &outcomes {
+        o.assert_code(0);
+    }
+    let applied: usize = outcomes
+        .iter()
+        .map(|o| {
+            let doc = o.stdout.clone();
+            let n = doc
+                .split("applied ")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("no summary in {doc}"));
+            n
+        })
+        .sum();
+    assert_eq!(applied, 20, "each file applied by exactly one runner");
+    assert_eq!(f.versions().len(), 20);
+    for i in 1..=20 {
+        assert_eq!(f.one(&format!("SELECT count(*) FROM t{i}")), "1");
+    }
+}
+
+#[test]
+fn runners_waiting_for_the_lock_do_not_deadlock_create_index_concurrently() {
+    let f = Fixture::new();
+    f.write(
+        "001_t.sql",
+        "CREATE TABLE t (id int, v text);\nINSERT INTO t SELECT g, g::text FROM generate_series(1, 20000) g;\n",
+    );
+    f.write(
+        "002_index.sql",
+        "-- dreichor:no-transaction\nSELECT pg_sleep(1);\nCREATE INDEX CONCURRENTLY t_v ON t (v);\n",
+    );
+    f.migrate(&["--dry-run"]).assert_code(0);
+    let started = Instant::now();
+    let mut first = f.cmd(&[]).spawn();
+    first.wait_for_stderr("applying 002_index", Duration::from_secs(30));
+    // These wait for the lock while the index is being built.
+    let waiters: Vec<_> = (0..3).map(|_| f.cmd(&[]).spawn()).collect();
+    first.wait().assert_code(0);
+    for w in waiters {
+        w.wait().assert_code(0);
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        f.one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.t_v'::regclass"),
+        "t"
+    );
+    assert_eq!(f.versions(), ["001_t", "002_index"]);
+}
+
+#[test]
+fn a_held_lock_makes_the_runner_give_up_in_time_naming_the_holder() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    let mut holder = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(f.cluster.port())
+        .user("dreichor_dev")
+        .password(&f.envs.dev_password)
+        .dbname("dreichor_dev")
+        .application_name("stuck-operator")
+        .connect(postgres::NoTls)
+        .unwrap();
+    let pid = holder
+        .query_one(
+            "SELECT pg_backend_pid()::text, pg_advisory_lock($1)::text",
+            &[&common::lock::KEY],
+        )
+        .unwrap()
+        .get::<_, String>(0);
+    let started = Instant::now();
+    let out = f.migrate(&["--lock-wait", "1"]);
+    let took = started.elapsed();
+    out.assert_code(1);
+    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    assert!(out.stderr.contains(&format!("pid {pid}")), "{}", out.stderr);
+    assert!(out.stderr.contains("stuck-operator"), "{}", out.stderr);
+    assert!(out.stderr.contains("was not acquired"), "{}", out.stderr);
+    assert!(f.versions().is_empty());
+    drop(holder);
+    f.migrate(&[]).assert_code(0);
+}
+
+#[test]
+fn kill_9_at_random_moments_never_leaves_a_file_half_applied() {
+    let f = Fixture::new();
+    for i in 1..=12 {
+        f.write(
+            &format!("{i:03}_t{i}.sql"),
+            &format!(
+                "CREATE TABLE t{i} (id int);\nINSERT INTO t{i} SELECT generate_series(1, 1000);\nSELECT pg_sleep(0.05);\nCREATE INDEX t{i}_id ON t{i} (id);\n"
+            ),
+        );
+    }
+    // Deterministic "random" delays, spread over the run (each file takes ~60 ms).
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..10 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(20 + seed % 400);
+        let mut run = f.cmd(&[]).spawn();
+        std::thread::sleep(delay);
+        run.kill_9();
+        let _ = run.wait();
+        assert_consistent(&f, round);
+    }
+    f.migrate(&[]).assert_code(0);
+    assert_consistent(&f, 99);
+    assert_eq!(f.versions().len(), 12);
+}
+
+/// Every table exists iff its version is recorded, with all its rows and its index.
+fn assert_consistent(f: &Fixture, round: usize) {
+    // The server received the killed runner's last message whole, so its backend may still
+    // be running (and then commit) that file: wait until it is gone, so that the two reads
+    // below see one state. Either way each commit is atomic.
+    let until = Instant::now() + Duration::from_secs(20);
+    while f.one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dreichor-migrate'")
+        != "0"
+    {
+        assert!(
+            Instant::now() < until,
+            "round {round}: the runner's backend did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let recorded = f.versions();
+    for i in 1..=12 {
+        let version = format!("{i:03}_t{i}");
+        let exists = f.table_exists(&format!("t{i}"));
+        assert_eq!(
+            exists,
+            recorded.contains(&version),
+            "round {round}: table t{i} exists={exists} but recorded={recorded:?}"
+        );
+        if exists {
+            assert_eq!(f.one(&format!("SELECT count(*) FROM t{i}")), "1000");
+            assert!(f.table_exists(&format!("t{i}_id")));
+        }
+    }
+}
+
+#[test]
+fn a_backend_terminated_mid_file_leaves_it_unapplied() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write(
+        "002_slow.sql",
+        "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n",
+    );
+    let mut run = f.cmd(&[]).spawn();
+    run.wait_for_stderr("applying 002_slow", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = f.one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'dreichor-migrate'",
+    );
+    assert_eq!(killed, "1");
+    let out = run.wait();
+    out.assert_code(1);
+    assert!(out.stderr.contains("002_slow.sql"), "{}", out.stderr);
+    assert!(out.stderr.contains("connection"), "{}", out.stderr);
+    assert_eq!(f.versions(), ["001_a"]);
+    assert!(!f.table_exists("slow"));
+}
+
+#[test]
+fn a_no_transaction_file_runs_statement_by_statement() {
+    let f = Fixture::new();
+    f.write("001_t.sql", "CREATE TABLE t (id int, v text);\n");
+    f.write(
+        "002_index.sql",
+        "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nCREATE INDEX CONCURRENTLY t_v ON t (v)",
+    );
+    f.migrate(&[]).assert_code(0);
+    assert!(f.table_exists("t_id") && f.table_exists("t_v"));
+    assert_eq!(f.versions(), ["001_t", "002_index"]);
+}
+
+#[test]
+fn a_failing_no_transaction_file_says_what_ran_and_records_nothing() {
+    let f = Fixture::new();
+    f.write(
+        "001_t.sql",
+        "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n",
+    );
+    f.write(
+        "002_index.sql",
+        "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY t_plain ON t (id);\n\nCREATE UNIQUE INDEX CONCURRENTLY t_unique ON t (id);\n",
+    );
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("002_index.sql:4:1:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 of its 2 statements had run"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("line 2"), "{}", out.stderr);
+    assert!(out.stderr.contains("t_unique is INVALID"), "{}", out.stderr);
+    assert_eq!(f.versions(), ["001_t"]);
+}
+
+#[test]
+fn a_concurrent_index_in_a_transactional_file_gets_a_hint() {
+    let f = Fixture::new();
+    f.write(
+        "001_t.sql",
+        "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("25001"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("-- dreichor:no-transaction"),
+        "{}",
+        out.stderr
+    );
+    assert!(!f.table_exists("t"));
+}
+
+#[test]
+fn lock_timeout_rolls_back_and_retries_until_the_lock_is_free() {
+    let f = Fixture::new();
+    f.write("001_t.sql", "CREATE TABLE t (id int);\n");
+    f.migrate(&[]).assert_code(0);
+    f.write("002_alter.sql", "ALTER TABLE t ADD COLUMN v text;\n");
+    // A long transaction holding a lock on t, released after about 2.5 s.
+    let mut blocker = f.cluster.admin_db("dreichor_dev");
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE t IN ACCESS SHARE MODE")
+        .unwrap();
+    let run = f.cmd(&["--lock-timeout", "1"]).spawn();
+    std::thread::sleep(Duration::from_millis(2500));
+    tx.commit().unwrap();
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("lock_timeout expired"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("retry 1 of 3"), "{}", out.stderr);
+    assert_eq!(f.versions(), ["001_t", "002_alter"]);
+}
+
+#[test]
+fn statement_timeout_stops_a_long_statement() {
+    let f = Fixture::new();
+    f.write("001_slow.sql", "SELECT pg_sleep(5);\n");
+    let started = Instant::now();
+    let out = f.migrate(&["--statement-timeout", "1"]);
+    out.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(out.stderr.contains("57014"), "{}", out.stderr);
+    assert!(f.versions().is_empty());
+}
+
+#[test]
+fn dry_run_changes_nothing_not_even_the_tracking_table() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("002_b.sql", "CREATE TABLE b (id int);\n");
+    let out = f.migrate(&["--dry-run"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("would apply 001_a\n  would apply 002_b"),
+        "{}",
+        out.stdout
+    );
+    assert!(f.versions().is_empty());
+    assert_eq!(
+        f.one("SELECT to_regclass('public.dreichor_schema_migrations') IS NULL"),
+        "t"
+    );
+    let json = f.migrate(&["--dry-run", "--format", "json"]).json();
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(json["applied"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn status_shows_every_state_and_json_is_one_document() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("003_c.sql", "CREATE TABLE c (id int);\n");
+    f.migrate(&[]).assert_code(0);
+    f.write("001_a.sql", "CREATE TABLE a (id bigint);\n");
+    f.write("002_b.sql", "SELECT 1;\n");
+    f.write("004_d.sql", "SELECT 1;\n");
+    let out = f.cmd(&["status"]).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("modified      001_a"), "{}", out.stdout);
+    assert!(out.stdout.contains("out of order  002_b"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("applied       003_c  (applied 20"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("pending       004_d"), "{}", out.stdout);
+    let doc = f.cmd(&["status", "--format", "json"]).run().json();
+    let states: Vec<_> = doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, ["modified", "out of order", "applied", "pending"]);
+}
+
+#[test]
+fn json_output_is_one_document_on_failure_too() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "SELECT * FROM nope;\n");
+    let out = f.migrate(&["--format", "json"]);
+    out.assert_code(1);
+    let doc = out.json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["exit_code"], 1);
+    assert!(doc["error"].as_str().unwrap().contains("001_a.sql:1:15"));
+}
+
+#[test]
+fn a_two_column_tracking_table_is_upgraded_in_place() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("002_b.sql", "CREATE TABLE b (id int);\n");
+    // As an earlier runner following the design document would have left it.
+    f.cluster.sql(
+        "dreichor_dev",
+        "CREATE TABLE public.dreichor_schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());\
+         ALTER TABLE public.dreichor_schema_migrations OWNER TO dreichor_dev;\
+         CREATE TABLE a (id int); ALTER TABLE a OWNER TO dreichor_dev;\
+         INSERT INTO public.dreichor_schema_migrations (version) VALUES ('001_a');",
+    );
+    let out = f.migrate(&[]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("upgraded the two-column tracking table"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("applied 1, already applied 1"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        f.one("SELECT checksum FROM public.dreichor_schema_migrations WHERE version = '001_a'"),
+        common::migrations::checksum_of("CREATE TABLE a (id int);\n")
+    );
+}
+
+#[test]
+fn search_path_does_not_decide_which_tracking_table_is_used() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE public.a (id int);\n");
+    f.cluster.sql(
+        "dreichor_dev",
+        "CREATE SCHEMA decoy AUTHORIZATION dreichor_dev;\
+         CREATE TABLE decoy.dreichor_schema_migrations (version text PRIMARY KEY, applied_at timestamptz, checksum text);\
+         INSERT INTO decoy.dreichor_schema_migrations VALUES ('001_a', now(), 'bogus');\
+         ALTER ROLE dreichor_dev IN DATABASE dreichor_dev SET search_path = decoy, public;",
+    );
+    f.migrate(&[]).assert_code(0);
+    assert_eq!(f.versions(), ["001_a"]);
+    assert!(f.table_exists("a"));
+}
+
+#[test]
+fn it_refuses_inside_github_actions_touching_nothing() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    let out = f.cmd(&[]).env("GITHUB_ACTIONS", "true").run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("GitHub Actions"), "{}", out.stderr);
+    assert!(f.versions().is_empty());
+    assert!(!f.table_exists("a"));
+}
+
+#[test]
+fn an_invalid_directory_touches_nothing() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("002_b.sql", "COMMIT;\n");
+    f.write("3_c.sql", "SELECT 1;\n");
+    let out = f.migrate(&[]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("002_b.sql:1:1: transaction control `COMMIT`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("3_c.sql: has a 1-digit prefix"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        f.one("SELECT to_regclass('public.dreichor_schema_migrations') IS NULL"),
+        "t"
+    );
+}
+
+#[test]
+fn an_unreachable_server_and_a_wrong_password_exit_3() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "SELECT 1;\n");
+    let wrong = f.cluster.url_for(
+        "dreichor_dev",
+        "Sntnl-wrong-password",
+        "localhost",
+        "dreichor_dev",
+    );
+    crate::support::secrets::register("Sntnl-wrong-password");
+    let out = Tool::Migrate
+        .cmd()
+        .env("DATABASE_URL", &wrong)
+        .args(["--env", "dev", "--dir"])
+        .arg(f.dir())
+        .run();
+    out.assert_code(3);
+    assert!(out.stderr.contains("28P01"), "{}", out.stderr);
+
+    f.cluster.stop();
+    let out = f.migrate(&[]);
+    out.assert_code(3);
+    assert!(
+        out.stderr
+            .contains("cannot reach the database at postgres://dreichor_dev:***@localhost"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_superuser_or_a_role_that_reaches_the_other_environment_exits_2() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    let su = f.cluster.url_for(
+        "postgres",
+        f.cluster.superuser_password(),
+        "localhost",
+        "dreichor_dev",
+    );
+    let out = Tool::Migrate
+        .cmd()
+        .env("DATABASE_URL", &su)
+        .args(["--env", "dev", "--dir"])
+        .arg(f.dir())
+        .run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("superuser"), "{}", out.stderr);
+
+    f.cluster.sql(
+        "postgres",
+        "GRANT CONNECT ON DATABASE dreichor_prod TO dreichor_dev",
+    );
+    let out = f.migrate(&[]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("can connect to dreichor_prod"),
+        "{}",
+        out.stderr
+    );
+    assert!(f.versions().is_empty());
+}
+
+#[test]
+fn a_url_for_the_other_environment_exits_2_before_connecting() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "SELECT 1;\n");
+    let out = Tool::Migrate
+        .cmd()
+        .env("DATABASE_URL", &f.envs.prod_url)
+        .args(["--env", "dev", "--dir"])
+        .arg(f.dir())
+        .run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("dreichor_dev"), "{}", out.stderr);
+    let out = f.cmd(&[]).env("DREICHOR_ENV", "prod").run();
+    out.assert_code(2);
+}
+
+#[test]
+fn migrate_sh_applies_the_shipped_migrations_from_any_directory() {
+    let f = Fixture::new();
+    let script: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "infra",
+        "db",
+        "migrate.sh",
+    ]
+    .iter()
+    .collect();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Run::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("DATABASE_URL", &f.envs.dev_url)
+            .env("DREICHOR_MIGRATE_BIN", Tool::Migrate.path())
+            .current_dir(elsewhere.path())
+            .run()
+    };
+    let out = run(&["--env", "dev"]);
+    out.assert_code(0);
+    let shipped = std::fs::read_dir(
+        [
+            env!("CARGO_MANIFEST_DIR"),
+            "..",
+            "infra",
+            "db",
+            "migrations",
+        ]
+        .iter()
+        .collect::<PathBuf>(),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(f.versions().len(), shipped);
+    assert!(f.versions().contains(&"001_init".to_string()));
+    run(&["status", "--env", "dev"]).assert_code(0);
+    // The exit code is migrate's.
+    run(&["--env", "prod"]).assert_code(2);
+}
