@@ -264,15 +264,20 @@ fn a_stopped_cluster_refuses_connections_and_keeps_its_log_until_dropped() {
     assert!(!dir.exists());
 }
 
-/// Run by [`killing_the_test_process_still_removes_its_cluster`] in a child test process; does
-/// nothing unless that test asked for it.
+/// A started cluster has its directory and accepts connections. Run by
+/// [`killing_the_test_process_still_removes_its_cluster`] in a child test process with
+/// `DREICHOR_E2E_HELPER` set, it then also says where the cluster is and waits to be killed.
 #[test]
-#[ignore = "helper process for killing_the_test_process_still_removes_its_cluster"]
-fn helper_start_a_cluster_and_wait_to_be_killed() {
+fn a_started_cluster_has_its_directory_and_accepts_connections() {
+    let cluster = Cluster::start();
+    assert!(cluster.dir().is_dir());
+    assert!(accepts(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        cluster.port()
+    ))));
     if std::env::var_os("DREICHOR_E2E_HELPER").is_none() {
         return;
     }
-    let cluster = Cluster::start();
     eprintln!(
         "cluster-dir={} template-dir={} port={}",
         cluster.dir().display(),
@@ -286,9 +291,8 @@ fn helper_start_a_cluster_and_wait_to_be_killed() {
 fn killing_the_test_process_still_removes_its_cluster() {
     let mut helper = Run::new(std::env::current_exe().expect("the test binary's path"))
         .args([
-            "harness::helper_start_a_cluster_and_wait_to_be_killed",
+            "harness::a_started_cluster_has_its_directory_and_accepts_connections",
             "--exact",
-            "--ignored",
             "--nocapture",
         ])
         .env("DREICHOR_E2E_HELPER", "1");
