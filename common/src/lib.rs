@@ -16,6 +16,7 @@
 //! - [`apply`]: running one file atomically with its tracking row;
 //! - [`runner`]: a whole `migrate` run, its dry run, and `status`;
 //! - [`check`]: the compatibility check of `schema-check` and the runtime;
+//! - [`reset`]: `hard-reset`: what will be destroyed, the confirmations, the seven steps;
 //! - [`cli`]: flags and output shared by the binaries;
 //! - [`error`]: typed errors and the exit code of each kind.
 //!
@@ -33,6 +34,7 @@ pub mod lint;
 pub mod lock;
 pub mod migrations;
 pub mod plan;
+pub mod reset;
 pub mod runner;
 pub mod sql;
 pub mod tracking;

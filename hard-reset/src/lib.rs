@@ -1,6 +1,124 @@
-//! Placeholder.
+//! `hard-reset`: the only allowed way to destroy an environment's data, by hand.
+//!
+//! Parses flags, asks the operator (with `dialoguer`), and maps the outcome to an exit code.
+//! The rules, the steps and all SQL live in `common::reset`.
 
-/// Placeholder.
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+use common::cli::{Output, TargetArgs};
+use common::config::{DbUrl, ADMIN_DATABASE, ADMIN_DATABASE_URL};
+use common::migrations::discover;
+use common::reset::{self, Backup, Operator, Request};
+use common::Error;
+
+const EXIT_CODES: &str = "\
+Steps: 1 stop the runtime (sh -c CMD), 2 ask before terminating sessions still connected,
+3 pg_dump -Fc (with --backup), 4 drop, 5 create with the same owner, encoding, collation and
+privileges, 6 run every migration, 7 summary. The runtime is not restarted.
+
+Exit codes:
+  0  the reset is done
+  1  a step failed or the operator did not confirm (the message says in which state the database is)
+  2  invalid configuration, or not run by hand at a terminal (no terminal, CI, GITHUB_ACTIONS); nothing touched
+  3  the database could not be reached
+
+Environment:
+  DATABASE_URL                  postgres://USER:PASSWORD@localhost[:PORT]/dreichor_<env> (never a flag)
+  DREICHOR_ADMIN_DATABASE_URL   postgres://ADMIN:PASSWORD@localhost[:PORT]/postgres, same port
+  DREICHOR_ENV                  dev or prod, when --env is not given
+  PG_BIN                        where pg_dump and pg_restore are (default: PATH)";
+
+/// Drops the environment's database, creates it again and re-runs every migration. Manual
+/// only: it asks for the database name (and for prod a phrase) and has no flag to skip that.
+#[derive(Parser, Debug)]
+#[command(name = "hard-reset", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+
+    /// The shell command that stops the runtime (run with `sh -c`; a non-zero exit aborts
+    /// with nothing dropped), e.g. 'systemctl stop dreichor-runtime'.
+    #[arg(long, value_name = "CMD")]
+    stop_command: String,
+
+    #[command(flatten)]
+    backup: BackupArgs,
+}
+
+#[derive(Args, Debug)]
+#[group(multiple = false)]
+struct BackupArgs {
+    /// Back up the database with `pg_dump -Fc` into FILE (new file; checked with
+    /// `pg_restore -l`) before dropping it. Prod needs this or --no-backup.
+    #[arg(long, value_name = "FILE")]
+    backup: Option<PathBuf>,
+
+    /// Reset without a backup (prod needs this or --backup).
+    #[arg(long)]
+    no_backup: bool,
+}
+
+/// The operator at the terminal: lines on stderr, answers through `dialoguer`.
+struct Terminal;
+
+impl Operator for Terminal {
+    fn say(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn ask(&mut self, prompt: &str) -> Option<String> {
+        // The prompt goes where the operator looks: stderr, unless only stdout is a terminal.
+        let term = if std::io::stderr().is_terminal() {
+            dialoguer::console::Term::stderr()
+        } else {
+            dialoguer::console::Term::stdout()
+        };
+        // An error (end of input, the terminal went away) is no answer, which aborts.
+        dialoguer::Input::<String>::new()
+            .with_prompt(prompt)
+            .allow_empty(true)
+            .interact_text_on(&term)
+            .ok()
+    }
+}
+
+/// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(2)
+    let cli = Cli::parse();
+    let out = Output::new("hard-reset", cli.target.dir.format);
+    out.finish(run(&cli))
+}
+
+fn run(cli: &Cli) -> Result<reset::Summary, Error> {
+    // First, before anything else is validated: a reset is never run by a machine.
+    let var = |name: &str| std::env::var(name).ok();
+    reset::refuse_unless_manual(
+        std::io::stdin().is_terminal(),
+        std::io::stderr().is_terminal() || std::io::stdout().is_terminal(),
+        var("CI").as_deref(),
+        var("GITHUB_ACTIONS").as_deref(),
+    )?;
+    let (env, url) = cli.target.resolve()?;
+    let admin = DbUrl::from_process_env(ADMIN_DATABASE_URL, ADMIN_DATABASE)?;
+    let dir = cli.target.dir.dir.clone();
+    let found = discover(&dir).map_err(Error::Directory)?;
+    for warning in &found.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let backup = match (&cli.backup.backup, cli.backup.no_backup) {
+        (Some(file), _) => Backup::To(file.clone()),
+        (None, true) => Backup::Declined,
+        (None, false) => Backup::NotAsked,
+    };
+    let request = Request::new(
+        env,
+        url,
+        admin,
+        (found.migrations, dir),
+        cli.stop_command.clone(),
+        backup,
+    )?;
+    reset::run(&request, &mut Terminal)
 }

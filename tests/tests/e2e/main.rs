@@ -8,7 +8,10 @@
 //! Nothing here is skipped for lack of PostgreSQL: a missing server fails the run and says how
 //! to install one.
 
+mod corpus;
+mod hard_reset;
 mod harness;
 mod migrate;
 mod provision;
+mod schema_check;
 mod support;
