@@ -260,8 +260,12 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
         run.push(line);
     }
     client
-        .batch_execute(&tracking::insert_row(migration))
+        .batch_execute(&format!(
+            "BEGIN;\n{};\nCOMMIT",
+            tracking::insert_row(migration)
+        ))
         .map_err(|err| {
+            let _ = client.batch_execute("ROLLBACK");
             Box::new(Failure {
                 file_name: migration.file_name.clone(),
                 location: None,

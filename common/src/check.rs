@@ -37,12 +37,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use postgres::SimpleQueryMessage;
 use serde_json::{json, Value};
 
 use crate::cli::Report;
 use crate::config::{DbUrl, Env};
-use crate::connect::{self, check_identity, identity_query};
+use crate::connect::{self, check_identity, identity_query, result_sets};
 use crate::error::{Error, ExitCode};
 use crate::lock::{holder_from_row, holder_query, Holder};
 use crate::migrations::Migration;
@@ -246,20 +245,72 @@ pub fn check(
     expected: &Expected,
     options: &CheckOptions,
 ) -> Result<CheckReport, Error> {
+    start(url, env, options)?.finish(expected)
+}
+
+/// A check whose database side is under way on its own thread: [`start`] it, read the
+/// migrations meanwhile, then [`InFlight::finish`]. Connecting (a backend fork and a SCRAM
+/// exchange) and hashing the files take about as long as each other, so overlapping them
+/// takes a good part off the gate's wall time.
+#[derive(Debug)]
+pub struct InFlight {
+    observed: connect::Bounded<Observed>,
+    url: DbUrl,
+    env: Env,
+    strict: bool,
+}
+
+/// Starts the database side of a check; the whole check stays bounded by `options.timeout`.
+pub fn start(url: &DbUrl, env: Env, options: &CheckOptions) -> Result<InFlight, Error> {
     let timeout = options.timeout;
     let observed = {
         let url = url.clone();
-        connect::within(timeout, &url.clone(), move || observe(&url, env, timeout))?
+        connect::Bounded::start(timeout, &url.clone(), move || observe(&url, env, timeout))?
     };
-    check_identity(url, env, &observed.identity)?;
-    Ok(judge(env, expected, observed, options.strict))
+    Ok(InFlight {
+        observed,
+        url: url.clone(),
+        env,
+        strict: options.strict,
+    })
+}
+
+impl InFlight {
+    /// Waits for the database side (within the deadline) and judges it against `expected`.
+    pub fn finish(self, expected: &Expected) -> Result<CheckReport, Error> {
+        let observed = self.observed.wait()?;
+        check_identity(&self.url, self.env, &observed.identity)?;
+        Ok(judge(self.env, expected, observed, self.strict))
+    }
+}
+
+/// A query cancelled by the session's `statement_timeout` (set to the check's timeout): the
+/// database did not answer in time, which is exit 3 like any other timeout.
+const QUERY_CANCELED: &str = "57014";
+
+/// Maps an error of the check's queries: a timeout is "unreachable in time".
+fn query_failed(url: &DbUrl, err: &postgres::Error) -> Error {
+    if err.code().map(|c| c.code()) == Some(QUERY_CANCELED) {
+        return Error::Unreachable {
+            url: url.redacted(),
+            reason: format!(
+                "the check's query did not finish within the timeout: {}",
+                crate::error::describe_pg(err)
+            ),
+        };
+    }
+    connect::failed(url, "reading the schema state", err)
 }
 
 /// Connects read-only and reads everything in (usually) one round trip.
 fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> {
     let mut config = url.pg_config(APPLICATION, timeout);
+    // Startup options take precedence over role and database defaults. search_path is
+    // pinned for the whole session: the gate's queries must mean the catalog's functions and
+    // operators, not a look-alike a role put ahead of pg_catalog; the tracking table is
+    // always named with its schema.
     config.options(&format!(
-        "-c default_transaction_read_only=on -c statement_timeout={}",
+        "-c default_transaction_read_only=on -c statement_timeout={} -c search_path=pg_catalog,pg_temp",
         timeout.as_millis()
     ));
     let mut client = config
@@ -293,7 +344,7 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             let second = format!("BEGIN READ ONLY;\n{common}{};\nCOMMIT;", tracking::SHAPE);
             let messages = client
                 .simple_query(&second)
-                .map_err(|e| connect::failed(url, "reading the schema state", &e))?;
+                .map_err(|e| query_failed(url, &e))?;
             let sets = result_sets(&messages);
             let mut observed = observed_from(&sets);
             let flags = sets
@@ -307,37 +358,13 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
                 (true, false) => tracking::Shape::TwoColumn,
                 (true, true) => tracking::Shape::Current,
             };
-            observed.applied = tracking::read(&mut client, shape)
-                .map_err(|e| connect::failed(url, "reading the tracking table", &e))?;
+            observed.applied =
+                tracking::read(&mut client, shape).map_err(|e| query_failed(url, &e))?;
             observed.shape = Some(shape);
             Ok(observed)
         }
-        Err(e) => Err(connect::failed(url, "reading the schema state", &e)),
+        Err(e) => Err(query_failed(url, &e)),
     }
-}
-
-/// The rows of each statement's result, in order (statements without rows, like BEGIN,
-/// give no set).
-fn result_sets(messages: &[SimpleQueryMessage]) -> Vec<Vec<Vec<Option<String>>>> {
-    let mut sets = Vec::new();
-    let mut current: Option<Vec<Vec<Option<String>>>> = None;
-    for message in messages {
-        match message {
-            SimpleQueryMessage::RowDescription(_) => current = Some(Vec::new()),
-            SimpleQueryMessage::Row(row) => current.get_or_insert_with(Vec::new).push(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            SimpleQueryMessage::CommandComplete(_) => {
-                if let Some(set) = current.take() {
-                    sets.push(set);
-                }
-            }
-            _ => {}
-        }
-    }
-    sets
 }
 
 fn observed_from(sets: &[Vec<Vec<Option<String>>>]) -> Observed {

@@ -75,16 +75,28 @@ pub trait Report {
 }
 
 /// Where a tool writes: progress to stderr, the result to stdout.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Output {
     tool: &'static str,
     format: Format,
+    error_fields: Option<Value>,
 }
 
 impl Output {
     /// An output for `tool` (used as the prefix of error lines).
     pub fn new(tool: &'static str, format: Format) -> Self {
-        Output { tool, format }
+        Output {
+            tool,
+            format,
+            error_fields: None,
+        }
+    }
+
+    /// Fields added to the JSON document printed on error (`schema-check` adds
+    /// `"compatible": false`, so that its consumer reads one key whatever happened).
+    pub fn with_error_fields(mut self, fields: Value) -> Self {
+        self.error_fields = Some(fields);
+        self
     }
 
     /// The format.
@@ -116,10 +128,14 @@ impl Output {
                 let code = error.exit_code();
                 eprintln!("{}: error: {error}", self.tool);
                 if self.format == Format::Json {
-                    println!(
-                        "{}",
-                        json!({"ok": false, "exit_code": code.code(), "error": error.to_string()})
-                    );
+                    let mut doc =
+                        json!({"ok": false, "exit_code": code.code(), "error": error.to_string()});
+                    if let (Some(Value::Object(extra)), Some(map)) =
+                        (&self.error_fields, doc.as_object_mut())
+                    {
+                        map.extend(extra.clone());
+                    }
+                    println!("{doc}");
                 }
                 code
             }

@@ -49,6 +49,35 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// What pins `search_path` for the rest of a transaction: the tools' own queries must mean
+/// the catalog's functions and operators, whatever a role or a migration put on its
+/// `search_path` (a schema of its own ahead of `pg_catalog` could otherwise redefine `=`
+/// and make a check see what it wants). `pg_temp` last, so that no temporary relation can
+/// shadow a catalog one; functions and operators are never looked up in `pg_temp`.
+pub const PIN_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
+
+/// `sql` in a transaction of its own with `search_path` pinned ([`PIN_SEARCH_PATH`]): still
+/// one round trip. On error the caller must send `ROLLBACK`.
+pub fn pinned(sql: &str) -> String {
+    format!("BEGIN;\n{PIN_SEARCH_PATH};\n{sql};\nCOMMIT")
+}
+
+/// [`pinned`], in a read-only transaction: for the queries that only read.
+pub fn pinned_read_only(sql: &str) -> String {
+    format!("BEGIN READ ONLY;\n{PIN_SEARCH_PATH};\n{sql};\nCOMMIT")
+}
+
+/// Runs a [`pinned`] message, ending the failed transaction on error so that the session
+/// stays usable.
+pub fn run_pinned(
+    client: &mut Client,
+    message: &str,
+) -> Result<Vec<SimpleQueryMessage>, postgres::Error> {
+    client.simple_query(message).inspect_err(|_| {
+        let _ = client.batch_execute("ROLLBACK");
+    })
+}
+
 /// The rows of the first result set of a simple query, as optional strings.
 pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
@@ -64,12 +93,40 @@ pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// The rows of each statement's result in a multi-statement simple query, in order: one
+/// list per statement that returns rows (a `SELECT` that finds nothing gives an empty list),
+/// none for statements without rows such as `BEGIN`, `SET` or `COMMIT`. A result set starts at
+/// its row description, which the server sends even for zero rows, so an empty result cannot
+/// be mistaken for a missing one.
+///
+/// One round trip can then carry several queries, as the compatibility check and the
+/// recording of a database's properties before `hard-reset` drops it do.
+pub fn result_sets(messages: &[SimpleQueryMessage]) -> Vec<Vec<Vec<Option<String>>>> {
+    let mut sets = Vec::new();
+    let mut current: Option<Vec<Vec<Option<String>>>> = None;
+    for message in messages {
+        match message {
+            SimpleQueryMessage::RowDescription(_) => current = Some(Vec::new()),
+            SimpleQueryMessage::Row(_) => current
+                .get_or_insert_with(Vec::new)
+                .extend(rows(std::slice::from_ref(message))),
+            SimpleQueryMessage::CommandComplete(_) => {
+                if let Some(set) = current.take() {
+                    sets.push(set);
+                }
+            }
+            _ => {}
+        }
+    }
+    sets
+}
+
 /// The SQL that reports who we are: database, superuser, and CONNECT on the other
 /// environment's database (NULL when it does not exist). One round trip.
 pub fn identity_query(env: Env) -> String {
     format!(
-        "SELECT current_database(), current_user, \
-         (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), \
+        "SELECT pg_catalog.current_database(), current_user, \
+         pg_catalog.current_setting('is_superuser') = 'on', \
          (SELECT pg_catalog.has_database_privilege(oid, 'CONNECT') FROM pg_catalog.pg_database WHERE datname = {})",
         literal(env.other().database())
     )
@@ -109,8 +166,7 @@ pub fn open(url: &DbUrl, env: Env, application: &str, timeout: Duration) -> Resu
     let (url, application) = (url.clone(), application.to_string());
     within(timeout, &url.clone(), move || {
         let mut client = connect(&url, &application, timeout)?;
-        let messages = client
-            .simple_query(&identity_query(env))
+        let messages = run_pinned(&mut client, &pinned_read_only(&identity_query(env)))
             .map_err(|e| failed(&url, "checking the connection", &e))?;
         let row = rows(&messages).into_iter().next().unwrap_or_default();
         check_identity(&url, env, &row)?;
@@ -130,22 +186,56 @@ pub fn within<T: Send + 'static>(
     url: &DbUrl,
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("db".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(|e| Error::Failed(format!("cannot start a thread: {e}")))?;
-    match rx.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(_) => Err(Error::Unreachable {
+    Bounded::start(timeout, url, work)?.wait()
+}
+
+/// Work running on its own thread under a deadline (see [`within`]); the caller can do
+/// something else meanwhile (the gate reads the migrations while it connects).
+#[derive(Debug)]
+pub struct Bounded<T> {
+    rx: std::sync::mpsc::Receiver<Result<T, Error>>,
+    deadline: std::time::Instant,
+    timeout: Duration,
+    url: String,
+}
+
+impl<T: Send + 'static> Bounded<T> {
+    /// Starts `work` now; its deadline is `timeout` from now.
+    pub fn start(
+        timeout: Duration,
+        url: &DbUrl,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<Bounded<T>, Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("db".into())
+            .spawn(move || {
+                let _ = tx.send(work());
+            })
+            .map_err(|e| Error::Failed(format!("cannot start a thread: {e}")))?;
+        Ok(Bounded {
+            rx,
+            deadline: std::time::Instant::now() + timeout,
+            timeout,
             url: url.redacted(),
-            reason: format!(
-                "no answer within {} s (the server accepted the connection but did not respond, or is overloaded)",
-                timeout.as_secs_f64()
-            ),
-        }),
+        })
+    }
+
+    /// The result, or exit 3 when the deadline passes first.
+    pub fn wait(self) -> Result<T, Error> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unreachable {
+                url: self.url,
+                reason: format!(
+                    "no answer within {} s (the server accepted the connection but did not respond, is overloaded, or a lock blocked the query)",
+                    self.timeout.as_secs_f64()
+                ),
+            }),
+        }
     }
 }
 

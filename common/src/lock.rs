@@ -59,15 +59,26 @@ impl std::fmt::Display for Holder {
 }
 
 /// The query that finds the holder of the lock in the current database (none: no row).
+/// Callers pin `search_path` ([`crate::connect::pinned`]). The activity row comes from
+/// `pg_stat_get_activity(pid)` for the one holder rather than from the `pg_stat_activity`
+/// view, which is markedly slower in a fresh backend (cold catalog caches), and the gate
+/// runs in a fresh backend on every deployment. A role without `pg_read_all_stats` sees NULL
+/// for another role's client address and times: that is said, not guessed.
 pub fn holder_query() -> String {
     format!(
-        "SELECT l.pid::text, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
-                coalesce(host(a.client_addr), CASE WHEN a.pid IS NULL THEN 'unknown' ELSE 'local socket' END), \
-                coalesce(a.backend_start::text, 'unknown'), coalesce(a.state, 'unknown') \
-         FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+        "SELECT l.pid::text, coalesce(a.application_name, ''), \
+                coalesce(pg_catalog.pg_get_userbyid(a.usesysid)::text, ''), \
+                CASE WHEN a.client_port = -1 THEN 'local socket' \
+                     WHEN a.client_addr IS NOT NULL THEN pg_catalog.host(a.client_addr) \
+                     WHEN a.pid IS NULL THEN 'unknown (session ended)' \
+                     ELSE 'not visible to this role' END, \
+                coalesce(a.backend_start::text, 'not visible to this role'), \
+                coalesce(a.state, 'not visible to this role') \
+         FROM pg_catalog.pg_locks l \
+         LEFT JOIN LATERAL pg_catalog.pg_stat_get_activity(l.pid) a ON true \
          WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {CLASSID} AND l.objid = {OBJID} \
            AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
     )
 }
 
@@ -86,7 +97,13 @@ pub fn holder_from_row(row: &[Option<String>]) -> Holder {
 
 /// Who holds the lock now, if anyone.
 pub fn holder(client: &mut Client) -> Result<Option<Holder>, postgres::Error> {
-    let messages = client.simple_query(&holder_query())?;
+    let messages = match client.simple_query(&crate::connect::pinned(&holder_query())) {
+        Ok(messages) => messages,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(e);
+        }
+    };
     Ok(rows(&messages).first().map(|row| holder_from_row(row)))
 }
 

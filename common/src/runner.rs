@@ -259,19 +259,13 @@ fn dry_run(
     })
 }
 
-/// The tracking table's shape and rows, read in a read-only transaction.
+/// The tracking table's shape and rows; reads only (each in a read-only transaction).
 fn read_only(client: &mut Client, url: &DbUrl) -> Result<(Shape, Vec<plan::Applied>), Error> {
-    let read = |client: &mut Client| -> Result<_, postgres::Error> {
-        client.batch_execute("BEGIN TRANSACTION READ ONLY")?;
-        let shape = tracking::shape(client)?;
-        let applied = tracking::read(client, shape)?;
-        client.batch_execute("COMMIT")?;
-        Ok((shape, applied))
-    };
-    read(client).map_err(|e| {
-        let _ = client.batch_execute("ROLLBACK");
-        failed(url, "reading the tracking table", &e)
-    })
+    let shape =
+        tracking::shape(client).map_err(|e| failed(url, "reading the tracking table", &e))?;
+    let applied =
+        tracking::read(client, shape).map_err(|e| failed(url, "reading the tracking table", &e))?;
+    Ok((shape, applied))
 }
 
 /// `migrate status`: the state of every version.

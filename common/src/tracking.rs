@@ -6,7 +6,7 @@
 
 use postgres::Client;
 
-use crate::connect::{literal, rows};
+use crate::connect::{literal, pinned, pinned_read_only, rows, run_pinned, PIN_SEARCH_PATH};
 use crate::migrations::Migration;
 use crate::plan::Applied;
 
@@ -46,9 +46,9 @@ pub enum Shape {
     Current,
 }
 
-/// Reads the shape of the table.
+/// Reads the shape of the table (in a read-only transaction of its own).
 pub fn shape(client: &mut Client) -> Result<Shape, postgres::Error> {
-    let messages = client.simple_query(SHAPE)?;
+    let messages = run_pinned(client, &pinned_read_only(SHAPE))?;
     let row = rows(&messages).into_iter().next().unwrap_or_default();
     let flag = |i: usize| row.get(i).cloned().flatten().as_deref() == Some("t");
     Ok(match (flag(0), flag(1)) {
@@ -58,7 +58,8 @@ pub fn shape(client: &mut Client) -> Result<Shape, postgres::Error> {
     })
 }
 
-/// Reads the applied rows. In a two-column table every checksum is `None`.
+/// Reads the applied rows (in a read-only transaction of its own). In a two-column table
+/// every checksum is `None`.
 pub fn read(client: &mut Client, shape: Shape) -> Result<Vec<Applied>, postgres::Error> {
     let sql = match shape {
         Shape::Missing => return Ok(Vec::new()),
@@ -67,7 +68,7 @@ pub fn read(client: &mut Client, shape: Shape) -> Result<Vec<Applied>, postgres:
         }
         Shape::Current => SELECT_APPLIED,
     };
-    let messages = client.simple_query(sql)?;
+    let messages = run_pinned(client, &pinned_read_only(sql))?;
     Ok(applied_from_rows(rows(&messages)))
 }
 
@@ -103,19 +104,20 @@ pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postg
     match shape(client)? {
         Shape::Current => Ok(Ensured::default()),
         Shape::Missing => {
-            client.batch_execute(CREATE)?;
+            // Pinned: the column default `now()` is bound when the table is created.
+            run_pinned(client, &pinned(CREATE))?;
             Ok(Ensured {
                 created: true,
                 upgraded: None,
             })
         }
         Shape::TwoColumn => {
-            let mut sql = String::from(
-                "BEGIN;\n\
+            let mut sql = format!(
+                "BEGIN;\n{PIN_SEARCH_PATH};\n\
                  ALTER TABLE public.dreichor_schema_migrations \
                  ADD COLUMN IF NOT EXISTS checksum text, \
                  ADD COLUMN IF NOT EXISTS duration_ms bigint, \
-                 ADD COLUMN IF NOT EXISTS applied_by text;\n",
+                 ADD COLUMN IF NOT EXISTS applied_by text;\n"
             );
             let before = read(client, Shape::TwoColumn)?;
             let mut upgraded = Vec::new();
@@ -143,10 +145,12 @@ pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postg
 }
 
 /// The INSERT that records `migration`, run in the same transaction as the file: `applied_at`
-/// is the transaction's start and `duration_ms` the time the file took inside it.
+/// is the transaction's start and `duration_ms` the time the file took inside it. It pins
+/// `search_path` first (for the rest of the transaction only), so that a migration's own
+/// `SET search_path` cannot change what `now()` or `-` mean here.
 pub fn insert_row(migration: &Migration) -> String {
     format!(
-        "INSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
+        "{PIN_SEARCH_PATH};\nINSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
          VALUES ({}, now(), {}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, current_user)",
         literal(&migration.version),
         literal(&migration.checksum)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use common::check::{check, CheckOptions, CheckReport, Expected};
+use common::check::{CheckOptions, CheckReport, Expected};
 use common::cli::{Output, TargetArgs};
 use common::migrations::discover;
 use common::Error;
@@ -53,7 +53,9 @@ struct Cli {
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let out = Output::new("schema-check", cli.target.dir.format);
+    // The deploy agent reads "compatible" from every JSON document, errors included.
+    let out = Output::new("schema-check", cli.target.dir.format)
+        .with_error_fields(serde_json::json!({"compatible": false}));
     out.finish(run(&cli))
 }
 
@@ -65,6 +67,12 @@ fn run(cli: &Cli) -> Result<CheckReport, Error> {
             cli.timeout
         )));
     }
+    let options = CheckOptions {
+        strict: cli.strict,
+        timeout: Duration::from_secs_f64(cli.timeout),
+    };
+    // Connect first and read the migrations while the server answers.
+    let in_flight = common::check::start(&url, env, &options)?;
     let expected = match &cli.manifest {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -78,9 +86,5 @@ fn run(cli: &Cli) -> Result<CheckReport, Error> {
                 .migrations,
         ),
     };
-    let options = CheckOptions {
-        strict: cli.strict,
-        timeout: Duration::from_secs_f64(cli.timeout),
-    };
-    check(&url, env, &expected, &options)
+    in_flight.finish(&expected)
 }

@@ -767,3 +767,40 @@ fn migrate_sh_applies_the_shipped_migrations_from_any_directory() {
     // The exit code is migrate's.
     run(&["--env", "prod"]).assert_code(2);
 }
+
+#[test]
+fn a_decoy_operator_on_the_roles_search_path_does_not_hide_connect_on_the_other_environment() {
+    let f = Fixture::new();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.cluster.sql(
+        "postgres",
+        "GRANT CONNECT ON DATABASE dreichor_prod TO dreichor_dev",
+    );
+    // Within the role's own rights: a schema in its database, an operator that says "never
+    // equal", and its own search_path with the decoy ahead of pg_catalog.
+    let mut client = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(f.cluster.port())
+        .user("dreichor_dev")
+        .password(&f.envs.dev_password)
+        .dbname("dreichor_dev")
+        .connect(postgres::NoTls)
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE SCHEMA decoy;\
+             CREATE FUNCTION decoy.never(name, name) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT false $$;\
+             CREATE OPERATOR decoy.= (LEFTARG = name, RIGHTARG = name, FUNCTION = decoy.never);\
+             ALTER ROLE CURRENT_USER SET search_path = decoy, pg_catalog, public;",
+        )
+        .unwrap();
+    drop(client);
+    let out = f.migrate(&[]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("can connect to dreichor_prod"),
+        "{}",
+        out.stderr
+    );
+    assert!(!f.table_exists("a"));
+}
