@@ -1,7 +1,8 @@
 //! `hard-reset`: the only allowed way to destroy an environment's data, by hand.
 //!
 //! Parses flags, asks the operator (with `dialoguer`), and maps the outcome to an exit code.
-//! The rules, the steps and all SQL live in `common::reset`.
+//! The rules, the steps, all SQL and the handling of Ctrl-C during the destructive steps live
+//! in `common::reset`; an interrupted reset comes back as a summary whose exit code is 1.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,11 +17,13 @@ use common::Error;
 const EXIT_CODES: &str = "\
 Steps: 1 stop the runtime (sh -c CMD), 2 ask before terminating sessions still connected,
 3 pg_dump -Fc (with --backup), 4 drop, 5 create with the same owner, encoding, collation and
-privileges, 6 run every migration, 7 summary. The runtime is not restarted.
+privileges, 6 run every migration, 7 summary. The runtime is not restarted. Ctrl-C (SIGINT) or
+SIGTERM during steps 4-6 is held until the database is recreated and migrated; the run then
+ends with exit 1.
 
 Exit codes:
   0  the reset is done
-  1  a step failed or the operator did not confirm (the message says in which state the database is)
+  1  a step failed, the operator did not confirm, or the operator interrupted steps 4-6 (the message says in which state the database is)
   2  invalid configuration, or not run by hand at a terminal (no terminal, CI, GITHUB_ACTIONS); nothing touched
   3  the database could not be reached
 

@@ -10,6 +10,7 @@
 
 mod corpus;
 mod hard_reset;
+mod hard_reset_signal;
 mod harness;
 mod migrate;
 mod provision;

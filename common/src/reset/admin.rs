@@ -1,0 +1,54 @@
+//! The admin connection (`DREICHOR_ADMIN_DATABASE_URL`), which drops and creates the database,
+//! and the checks made on it before the operator is shown anything: it landed in `postgres`,
+//! the environment's database exists, and the role may drop it and create it again with the
+//! same owner.
+
+use postgres::Client;
+
+use crate::connect::{self, literal, rows};
+use crate::error::Error;
+use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
+
+/// Connects as the admin and checks it can do the job: it is in `postgres`, the target exists,
+/// and it is a superuser, or has CREATEDB and is a member of the owner (to drop and to create
+/// with that owner). Exit 2 otherwise, exit 3 when unreachable.
+pub(super) fn open(request: &Request) -> Result<Client, Error> {
+    let db = request.database();
+    let mut admin = connect::connect(&request.admin, APPLICATION, CONNECT_TIMEOUT)?;
+    let sql = format!(
+        "SELECT current_database(), current_user, r.rolsuper, r.rolcreatedb, d.oid IS NOT NULL, \
+                pg_catalog.pg_get_userbyid(d.datdba), \
+                CASE WHEN d.oid IS NULL THEN NULL ELSE pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER') END \
+         FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_database d ON d.datname = {} \
+         WHERE r.rolname = current_user",
+        literal(db)
+    );
+    let messages = admin
+        .simple_query(&sql)
+        .map_err(|e| connect::failed(&request.admin, "checking the admin connection", &e))?;
+    let row = rows(&messages).into_iter().next().unwrap_or_default();
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    if field(0) != crate::config::ADMIN_DATABASE {
+        return Err(Error::Refused(format!(
+            "the admin connection ({}) landed in database {:?}, not postgres; nothing was changed",
+            request.admin.redacted(),
+            field(0)
+        )));
+    }
+    if field(4) != "t" {
+        return Err(Error::Refused(format!(
+            "the database {db} does not exist on this instance: there is nothing to reset; create it with infra/db/provision.sh; nothing was changed"
+        )));
+    }
+    let superuser = field(2) == "t";
+    let creates_as_owner = field(3) == "t" && field(6) == "t";
+    if !(superuser || creates_as_owner) {
+        return Err(Error::Refused(format!(
+            "the admin role {:?} ({}) can neither drop nor recreate {db}: it must be a superuser, or have CREATEDB and be a member of the owner {:?}; nothing was changed",
+            field(1),
+            request.admin.redacted(),
+            field(5)
+        )));
+    }
+    Ok(admin)
+}

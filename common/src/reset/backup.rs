@@ -1,0 +1,193 @@
+//! Step 3, the backup: `pg_dump -Fc` into a new file, then `pg_restore -l` on it, so that a
+//! backup that cannot be read is found while the data still exists.
+//!
+//! The client programs are found through `PG_BIN` or `PATH`. They get the credentials in
+//! their environment only, never on their command line, which any user can read in the
+//! process list (<https://www.postgresql.org/docs/current/libpq-envars.html>), and every
+//! inherited `PG*` variable is removed so that nothing redirects them. The file is created
+//! here with mode 0600 (it holds the data) and removed again if the backup fails.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::cli::human_duration;
+use crate::config::DbUrl;
+use crate::reset::command::stderr_for_child;
+use crate::reset::{Operator, Request, BACKUP_APPLICATION, CONNECT_TIMEOUT};
+
+/// Where `name` (a PostgreSQL client program) is: in `PG_BIN` when set, else the first one on
+/// `PATH`.
+pub fn find_program(name: &str) -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("PG_BIN").filter(|d| !d.is_empty()) {
+        let path = PathBuf::from(dir).join(name);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "PG_BIN is set but {} does not exist: point PG_BIN at the PostgreSQL client binaries (e.g. /usr/lib/postgresql/15/bin)",
+                path.display()
+            ))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!("{name} was not found on PATH: install the PostgreSQL client (apt-get install postgresql-client) or set PG_BIN to its directory")
+        })
+}
+
+/// The environment `pg_dump` and `pg_restore` get from us: the libpq variables for the
+/// validated URL, the password included, and nothing else of libpq's (every inherited `PG*`
+/// variable is removed, so that `PGSERVICE`, `PGOPTIONS` and the like cannot redirect it).
+pub fn libpq_env(url: &DbUrl) -> (Vec<OsString>, Vec<(String, String)>) {
+    let remove: Vec<OsString> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| k.to_string_lossy().starts_with("PG"))
+        .collect();
+    let addrs: Vec<String> = url.host_addrs().iter().map(|a| a.to_string()).collect();
+    let mut set = vec![
+        ("PGHOST".to_string(), addrs.join(",")),
+        ("PGHOSTADDR".to_string(), addrs.join(",")),
+        ("PGPORT".to_string(), url.port().to_string()),
+        ("PGUSER".to_string(), url.user().to_string()),
+        ("PGDATABASE".to_string(), url.database().to_string()),
+        ("PGAPPNAME".to_string(), BACKUP_APPLICATION.to_string()),
+        ("PGSSLMODE".to_string(), "disable".to_string()),
+        (
+            "PGCONNECT_TIMEOUT".to_string(),
+            CONNECT_TIMEOUT.as_secs().to_string(),
+        ),
+    ];
+    if let Some(password) = url.password() {
+        set.push(("PGPASSWORD".to_string(), password.to_string()));
+    }
+    (remove, set)
+}
+
+/// `pg_dump -Fc --no-password -f FILE` with the credentials in its environment only.
+pub fn pg_dump_command(pg_dump: &Path, url: &DbUrl, file: &Path) -> Command {
+    let mut command = Command::new(pg_dump);
+    command
+        .arg("--format=custom")
+        .arg("--no-password")
+        .arg("--file")
+        .arg(file);
+    let (remove, set) = libpq_env(url);
+    for k in remove {
+        command.env_remove(k);
+    }
+    command.envs(set);
+    command
+}
+
+/// Step 3: dumps into a new file (created here, mode 0600: it holds the data), then lists it
+/// with `pg_restore -l` and returns the number of entries. On failure the partial file is
+/// removed: it was created by this run and is not a backup.
+pub(super) fn take_backup(
+    request: &Request,
+    file: &Path,
+    operator: &mut dyn Operator,
+) -> Result<usize, String> {
+    let pg_dump = find_program("pg_dump")?;
+    let pg_restore = find_program("pg_restore")?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| format!("cannot create the backup file {}: {e}", file.display()))?;
+    let result = (|| {
+        operator.say(&format!(
+            "  running {} (the password is passed in its environment, not on its command line)",
+            pg_dump.display()
+        ));
+        let started = Instant::now();
+        let status = pg_dump_command(&pg_dump, &request.url, file)
+            .stdin(Stdio::null())
+            .stdout(stderr_for_child())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", pg_dump.display()))?;
+        if !status.success() {
+            return Err(format!("pg_dump failed ({status}); see its message above"));
+        }
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        operator.say(&format!(
+            "  pg_dump wrote {size} bytes in {}",
+            human_duration(started.elapsed())
+        ));
+        let listed = Command::new(&pg_restore)
+            .arg("--list")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stderr(stderr_for_child())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", pg_restore.display()))?;
+        let listing = String::from_utf8_lossy(&listed.stdout);
+        let entries = listing
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+            .count();
+        if !listed.status.success() || entries == 0 {
+            return Err(format!(
+                "the backup {} could not be verified: pg_restore -l {} with {entries} entries",
+                file.display(),
+                listed.status
+            ));
+        }
+        Ok(entries)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(file);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reset::fixtures::dev_url;
+
+    #[test]
+    fn pg_dump_gets_the_password_only_through_its_environment() {
+        let command = pg_dump_command(
+            Path::new("/usr/bin/pg_dump"),
+            &dev_url(),
+            Path::new("x.dump"),
+        );
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            ["--format=custom", "--no-password", "--file", "x.dump"]
+        );
+        let envs: Vec<(String, Option<String>)> = command
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        let get = |k: &str| {
+            envs.iter()
+                .find(|(key, _)| key == k)
+                .and_then(|(_, v)| v.clone())
+        };
+        assert_eq!(get("PGPASSWORD").as_deref(), Some("Sentinel-PW"));
+        assert_eq!(get("PGHOST").as_deref(), Some("127.0.0.1,::1"));
+        assert_eq!(get("PGHOSTADDR").as_deref(), Some("127.0.0.1,::1"));
+        assert_eq!(get("PGPORT").as_deref(), Some("5433"));
+        assert_eq!(get("PGUSER").as_deref(), Some("dreichor_dev"));
+        assert_eq!(get("PGDATABASE").as_deref(), Some("dreichor_dev"));
+        assert_eq!(get("PGSSLMODE").as_deref(), Some("disable"));
+    }
+}

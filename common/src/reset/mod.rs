@@ -1,0 +1,124 @@
+//! `hard-reset`: the only allowed way to destroy an environment's data (design document,
+//! "Hard Reset"): stop the runtime, drop the database, create it again, re-run every
+//! migration. Manual, intentional, never automated.
+//!
+//! The binary only parses flags and talks to the operator; everything else is here, all SQL
+//! included, so that the rules can be read (and unit-tested) in one place:
+//!
+//! - [`refuse_unless_manual`]: no terminal, `CI` or `GITHUB_ACTIONS` means exit 2 before
+//!   anything else is even validated;
+//! - [`Request::new`]: the configuration checks that need no server (the admin URL on the same
+//!   instance, prod's backup choice, a backup file that must not exist yet);
+//! - [`run`]: connects, shows what will be destroyed, asks through an [`Operator`], then runs
+//!   the seven steps, each announced before it runs.
+//!
+//! One file per concern: `request` (the refusals and checks above, the [`Operator`]),
+//! `admin` (the admin connection and what it must be allowed), `inventory` (what will be
+//! destroyed), `sessions` (the sessions still connected, step 2), `confirm` (what is shown
+//! and asked before step 1), `command` (step 1's stop command), `backup` (step 3),
+//! `properties` (what the drop loses, recorded and checked), `recreate` (the SQL that brings it
+//! back), `interrupt` (Ctrl-C held during steps 4 to 6), `steps` (the seven steps, in order),
+//! `failure` (what a failed step says) and `summary` (step 7).
+//!
+//! # Why the steps are in this order and what a failure leaves behind
+//!
+//! Everything that can fail without harm runs before the drop: the stop command, the
+//! sessions, the backup (dumped and then listed with `pg_restore -l`, so that a backup that
+//! cannot be read is found while the data still exists). The drop is `DROP DATABASE` without
+//! `WITH (FORCE)`: FORCE would terminate sessions the operator did not agree to terminate, and
+//! a session that reconnected after step 2 (a runtime restarting itself) makes the plain drop
+//! fail with nothing dropped, which is the safe outcome. Every failure says which step failed
+//! and in which state it left the database ([`State`]): still there, dropped and not
+//! recreated (with the statements that recreate it), or recreated but not (fully) migrated.
+//!
+//! # What "the same database" means
+//!
+//! `DROP DATABASE` loses more than the data: the owner, encoding, collation and ctype, locale
+//! provider, connection limit, tablespace, access privileges (`datacl`), the settings made with
+//! `ALTER DATABASE ... SET` and `ALTER ROLE ... IN DATABASE ... SET`, and the comment. All of
+//! them are read just before the drop ([`Recorded`]) and replayed just after the create,
+//! privileges grant by grant in their original order so that `datacl` comes back identical.
+//!
+//! # Ctrl-C
+//!
+//! Before the drop nothing has changed, and Ctrl-C ends the tool as usual. From just before
+//! `DROP DATABASE` until the migrations have finished (or failed), SIGINT and SIGTERM are held
+//! (`interrupt`): the operator is told once that Ctrl-C is held until the database is
+//! recreated and migrated, the steps finish, and the run then ends with exit 1, its summary or
+//! failure saying that it was interrupted. A signal that killed the tool between the drop and
+//! the create would leave the environment without a database and without a word.
+//!
+//! # Passwords
+//!
+//! URLs are only ever shown redacted. `pg_dump` gets the credentials through `PGPASSWORD` and
+//! friends in its environment, never on its command line, which any user can read in the
+//! process list (<https://www.postgresql.org/docs/current/libpq-envars.html>).
+
+mod admin;
+mod backup;
+mod command;
+mod confirm;
+mod failure;
+#[cfg(test)]
+mod fixtures;
+mod interrupt;
+mod inventory;
+mod properties;
+mod recreate;
+mod request;
+mod sessions;
+mod steps;
+mod summary;
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+pub use backup::{find_program, libpq_env, pg_dump_command};
+pub use failure::State;
+pub use interrupt::Interruption;
+pub use inventory::{AppliedMigrations, Inventory, Rows, Table};
+pub use properties::{Grant, Recorded, Setting};
+pub use recreate::{quote_ident, setting_statement, split_guc_list};
+pub use request::{refuse_unless_manual, Backup, Operator, Request};
+pub use sessions::Session;
+pub use summary::{Summary, NOT_RESTARTED};
+
+use steps::Steps;
+
+/// The application name of `hard-reset`'s own sessions in `pg_stat_activity`.
+pub const APPLICATION: &str = "dreichor-hard-reset";
+
+/// The application name `pg_dump` shows while it takes the backup.
+pub const BACKUP_APPLICATION: &str = "dreichor-hard-reset-backup";
+
+/// The phrase the second prompt requires for prod.
+pub const PROD_PHRASE: &str = "destroy production data";
+
+/// The only answer that terminates the sessions still connected in step 2.
+pub const TERMINATE_ANSWER: &str = "yes";
+
+/// How many steps a reset has (SPEC.md, "hard-reset").
+pub const STEPS: usize = 7;
+
+/// How long connecting may take, for both connections.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a reset: connects, shows what will be destroyed, asks, and runs the seven steps.
+pub fn run(request: &Request, operator: &mut dyn Operator) -> Result<Summary, Error> {
+    confirm::introduce(request, operator);
+    let mut admin = admin::open(request)?;
+    let inventory = inventory::read(request, &mut admin)?;
+    confirm::show_plan(request, &inventory, operator);
+    confirm::ask(request, operator)?;
+
+    let mut steps = Steps::start(request, operator);
+    steps.stop_runtime()?;
+    steps.end_sessions(&mut admin)?;
+    let backup = steps.back_up()?;
+    // Ctrl-C is held from here until the migrations have finished or failed.
+    let recorded = steps.drop_database(&mut admin)?;
+    steps.create_database(admin, &recorded)?;
+    let migrated = steps.run_migrations()?;
+    Ok(steps.summary(backup, recorded, migrated))
+}

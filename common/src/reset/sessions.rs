@@ -1,0 +1,214 @@
+//! The client sessions connected to the database: listed for the inventory, and in step 2
+//! waited for, shown, and terminated only after the operator typed `yes`.
+//!
+//! Sessions are read from `pg_stat_activity` by the admin, who may see every client's
+//! address (a role without that right sees `hidden`). The admin's own session is never
+//! listed, nor the environment's session the inventory reads with. Step 2 polls: a stopped runtime's backend exits a moment after its socket closes, and
+//! a terminated one a moment after `pg_terminate_backend`.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use crate::cli::human_duration;
+use crate::connect::{literal, rows};
+use crate::error::describe_pg;
+use crate::reset::{Operator, TERMINATE_ANSWER};
+
+/// After the stop command, how long sessions get to end by themselves before the operator is
+/// asked about them: a stopped client's backend exits a moment after its socket closes.
+const SESSIONS_GRACE: Duration = Duration::from_secs(2);
+
+/// After `pg_terminate_backend`, how long the terminated sessions get to disappear.
+const TERMINATE_WAIT: Duration = Duration::from_secs(10);
+
+/// How often session lists are polled.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A session connected to the database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Session {
+    /// Backend process id.
+    pub pid: i32,
+    /// The session's role.
+    pub user: String,
+    /// Its `application_name`.
+    pub application: String,
+    /// The client address, `local socket`, or `hidden` when the admin role may not see it.
+    pub client: String,
+    /// When it connected.
+    pub since: String,
+    /// `active`, `idle`, `idle in transaction`, ...
+    pub state: String,
+}
+
+impl fmt::Display for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pid {}  user {}  application {:?}  client {}  connected since {}  ({})",
+            self.pid, self.user, self.application, self.client, self.since, self.state
+        )
+    }
+}
+
+/// The client sessions connected to `db`, except `ours` (and the caller's own backend).
+pub(super) fn list(
+    admin: &mut Client,
+    db: &str,
+    ours: &[i32],
+) -> Result<Vec<Session>, postgres::Error> {
+    let except: Vec<String> = ours.iter().map(i32::to_string).collect();
+    let except = if except.is_empty() {
+        "0".to_string()
+    } else {
+        except.join(", ")
+    };
+    let messages = admin.simple_query(&format!(
+        "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
+                CASE WHEN a.client_addr IS NOT NULL THEN pg_catalog.host(a.client_addr) \
+                     WHEN a.client_port = -1 THEN 'local socket' ELSE 'hidden' END, \
+                coalesce(date_trunc('second', a.backend_start)::text, 'unknown'), \
+                coalesce(a.state, 'unknown') \
+         FROM pg_catalog.pg_stat_activity a \
+         WHERE a.datname = {} AND a.backend_type = 'client backend' \
+           AND a.pid <> pg_catalog.pg_backend_pid() AND a.pid NOT IN ({except}) \
+         ORDER BY a.pid",
+        literal(db)
+    ))?;
+    Ok(rows(&messages)
+        .into_iter()
+        .map(|row| {
+            let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            Session {
+                pid: field(0).parse().unwrap_or(0),
+                user: field(1),
+                application: field(2),
+                client: field(3),
+                since: field(4),
+                state: field(5),
+            }
+        })
+        .collect())
+}
+
+/// Step 2: waits briefly for sessions to end by themselves, then lists the rest and asks; only
+/// `yes` terminates them. Waits (bounded) until they are gone. The error says what failed;
+/// nothing was dropped by then.
+pub(super) fn end_remaining(
+    admin: &mut Client,
+    db: &str,
+    operator: &mut dyn Operator,
+) -> Result<(), String> {
+    let remaining = after_grace(admin, db)?;
+    if remaining.is_empty() {
+        operator.say(&format!("  no other session is connected to {db}"));
+        return Ok(());
+    }
+    ask_to_terminate(&remaining, db, operator)?;
+    terminate(admin, db, &remaining, operator)
+}
+
+/// [`list`] for step 2, whose errors are messages.
+fn listed(admin: &mut Client, db: &str) -> Result<Vec<Session>, String> {
+    list(admin, db, &[]).map_err(|e| format!("listing the sessions: {}", describe_pg(&e)))
+}
+
+/// The sessions still connected once [`SESSIONS_GRACE`] has passed (or as soon as none is).
+fn after_grace(admin: &mut Client, db: &str) -> Result<Vec<Session>, String> {
+    let deadline = Instant::now() + SESSIONS_GRACE;
+    let mut remaining = listed(admin, db)?;
+    while !remaining.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+        remaining = listed(admin, db)?;
+    }
+    Ok(remaining)
+}
+
+/// Shows the sessions and asks; anything but [`TERMINATE_ANSWER`] aborts.
+fn ask_to_terminate(
+    remaining: &[Session],
+    db: &str,
+    operator: &mut dyn Operator,
+) -> Result<(), String> {
+    operator.say(&format!(
+        "  {} session{} still connected to {db}:",
+        remaining.len(),
+        if remaining.len() == 1 { " is" } else { "s are" }
+    ));
+    for s in remaining {
+        operator.say(&format!("    {s}"));
+    }
+    let answer = operator.ask(&format!(
+        "Type {TERMINATE_ANSWER} to terminate {} (pg_terminate_backend), anything else aborts",
+        if remaining.len() == 1 {
+            "this session".to_string()
+        } else {
+            format!("these {} sessions", remaining.len())
+        }
+    ));
+    if answer.as_deref() == Some(TERMINATE_ANSWER) {
+        return Ok(());
+    }
+    let why = match answer {
+        None => "no answer (end of input)".to_string(),
+        Some(a) => format!("the answer was {a:?}, not {TERMINATE_ANSWER:?}"),
+    };
+    Err(format!("aborted: the sessions were not terminated ({why})"))
+}
+
+/// `pg_terminate_backend` for each session, then waits (at most [`TERMINATE_WAIT`]) until
+/// they are gone.
+fn terminate(
+    admin: &mut Client,
+    db: &str,
+    sessions: &[Session],
+    operator: &mut dyn Operator,
+) -> Result<(), String> {
+    let pids: Vec<String> = sessions.iter().map(|s| s.pid.to_string()).collect();
+    let messages = admin
+        .simple_query(&format!(
+            "SELECT pid, pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.unnest(ARRAY[{}]::int[]) AS pid",
+            pids.join(", ")
+        ))
+        .map_err(|e| format!("pg_terminate_backend: {}", describe_pg(&e)))?;
+    let refused: Vec<String> = rows(&messages)
+        .into_iter()
+        .filter(|r| r.get(1).cloned().flatten().as_deref() != Some("t"))
+        .filter_map(|r| r.first().cloned().flatten())
+        .collect();
+    // `false` also means the session had already gone; only those still there count.
+    let deadline = Instant::now() + TERMINATE_WAIT;
+    loop {
+        let still: Vec<Session> = listed(admin, db)?
+            .into_iter()
+            .filter(|s| pids.contains(&s.pid.to_string()))
+            .collect();
+        if still.is_empty() {
+            operator.say(&format!("  terminated {} session(s)", pids.len()));
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let hint = if refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (pg_terminate_backend was refused for pid {}: the admin role needs to be a superuser or a member of the sessions' roles)",
+                    refused.join(", ")
+                )
+            };
+            return Err(format!(
+                "{} session(s) still connected {} after pg_terminate_backend{hint}: {}",
+                still.len(),
+                human_duration(TERMINATE_WAIT),
+                still
+                    .iter()
+                    .map(|s| s.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+}

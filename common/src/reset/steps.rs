@@ -1,0 +1,265 @@
+//! The seven steps, in order, each announced before it runs.
+//!
+//! [`Steps`] carries what every step needs (the request, the operator, the clock, the held
+//! Ctrl-C); `run` calls one method per step, and the first error ends the reset. Every failure
+//! is built by [`step_failed`], with the [`State`] the step leaves the database in.
+//!
+//! From just before the drop until the migrations have finished or failed, SIGINT and SIGTERM
+//! are held ([`Hold`]): the flag is looked at after each step and after each migration file.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use postgres::Client;
+
+use crate::cli::human_duration;
+use crate::error::{describe_pg, Error};
+use crate::reset::backup::take_backup;
+use crate::reset::command::run_stop_command;
+use crate::reset::failure::{step_failed, State};
+use crate::reset::interrupt::{Hold, Interruption};
+use crate::reset::properties::{check_recreated, record};
+use crate::reset::{quote_ident, sessions, Backup, Operator, Recorded, Request, Summary, STEPS};
+use crate::runner;
+
+/// A reset from step 1 on: the steps are its methods, called in order.
+pub(super) struct Steps<'a> {
+    request: &'a Request,
+    operator: &'a mut dyn Operator,
+    /// Step 1's start, for the summary's duration.
+    started: Instant,
+    /// SIGINT and SIGTERM held, from just before the drop to the end of the migrations.
+    hold: Option<Hold>,
+    /// What the hold caught, once it has ended.
+    interrupted: Option<Interruption>,
+}
+
+impl<'a> Steps<'a> {
+    /// Starts the clock: the operator has confirmed.
+    pub(super) fn start(request: &'a Request, operator: &'a mut dyn Operator) -> Self {
+        Steps {
+            request,
+            operator,
+            started: Instant::now(),
+            hold: None,
+            interrupted: None,
+        }
+    }
+
+    fn announce(&mut self, step: usize, what: &str) {
+        self.operator.say(&format!("step {step}/{STEPS}: {what}"));
+    }
+
+    /// The failure of `step`, including a held signal that arrived by now.
+    fn fail(&self, step: usize, what: &str, state: &State) -> Error {
+        let interrupted = self
+            .interrupted
+            .or_else(|| self.hold.as_ref().and_then(|hold| hold.arrived(step)));
+        step_failed(self.request, step, what, state, interrupted)
+    }
+
+    /// Between steps: tells the operator once that a signal is held.
+    fn check_held(&mut self, step: usize) {
+        if let Some(hold) = &mut self.hold {
+            hold.check(step, &mut *self.operator);
+        }
+    }
+
+    /// Step 1: the stop command.
+    pub(super) fn stop_runtime(&mut self) -> Result<(), Error> {
+        let command = &self.request.stop_command;
+        self.announce(1, &format!("running the stop command: sh -c {command:?}"));
+        let took = run_stop_command(command).map_err(|e| self.fail(1, &e, &State::Untouched))?;
+        self.operator.say(&format!(
+            "  the stop command succeeded ({})",
+            human_duration(took)
+        ));
+        Ok(())
+    }
+
+    /// Step 2: sessions still connected end by themselves, or are terminated after `yes`.
+    pub(super) fn end_sessions(&mut self, admin: &mut Client) -> Result<(), Error> {
+        let db = self.request.database();
+        self.announce(2, &format!("checking for sessions still connected to {db}"));
+        sessions::end_remaining(admin, db, &mut *self.operator)
+            .map_err(|what| self.fail(2, &what, &State::Untouched))
+    }
+
+    /// Step 3: the backup, when one was asked for; the verified file.
+    pub(super) fn back_up(&mut self) -> Result<Option<PathBuf>, Error> {
+        let request = self.request;
+        match &request.backup {
+            Backup::To(file) => {
+                self.announce(
+                    3,
+                    &format!(
+                        "backing up {} with pg_dump -Fc to {}",
+                        request.database(),
+                        file.display()
+                    ),
+                );
+                let entries = take_backup(request, file, &mut *self.operator)
+                    .map_err(|e| self.fail(3, &e, &State::Untouched))?;
+                self.operator.say(&format!(
+                    "  backup verified: pg_restore -l lists {entries} entries"
+                ));
+                Ok(Some(file.clone()))
+            }
+            Backup::Declined => {
+                self.announce(3, "backup: skipped (--no-backup)");
+                Ok(None)
+            }
+            Backup::NotAsked => {
+                self.announce(3, "backup: skipped (no --backup FILE given)");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Step 4: records the database's properties, starts holding SIGINT and SIGTERM, drops it.
+    pub(super) fn drop_database(&mut self, admin: &mut Client) -> Result<Recorded, Error> {
+        let db = self.request.database();
+        self.announce(
+            4,
+            &format!("recording the properties of {db}, then dropping it"),
+        );
+        let recorded = record(admin, db).map_err(|e| {
+            self.fail(
+                4,
+                &format!("reading the database's properties: {}", describe_pg(&e)),
+                &State::Untouched,
+            )
+        })?;
+        self.operator
+            .say(&format!("  recorded: {}", recorded.describe()));
+        let hold = Hold::start().map_err(|e| {
+            self.fail(
+                4,
+                &format!("cannot hold Ctrl-C and SIGTERM during the drop: {e}"),
+                &State::Untouched,
+            )
+        })?;
+        self.hold = Some(hold);
+        if let Err(e) = admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(db))) {
+            let mut what = format!("DROP DATABASE: {}", describe_pg(&e));
+            if e.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE) {
+                what.push_str("\n  a session connected after step 2 (is the runtime restarting itself, or another client reconnecting?): make sure it stays stopped");
+            }
+            return Err(self.fail(4, &what, &State::Untouched));
+        }
+        self.operator.say(&format!("  dropped {db}"));
+        self.check_held(4);
+        Ok(recorded)
+    }
+
+    /// Step 5: creates the database again, restores its privileges, settings and comment, and
+    /// checks it against the record. The admin session ends here.
+    pub(super) fn create_database(
+        &mut self,
+        mut admin: Client,
+        recorded: &Recorded,
+    ) -> Result<(), Error> {
+        let db = self.request.database();
+        self.announce(5, &format!("creating {db} again with the same properties"));
+        let create = recorded.create_statement();
+        let restore = recorded.restore_statements();
+        if let Err(e) = admin.batch_execute(&create) {
+            let mut statements = vec![create.clone()];
+            statements.extend(restore.iter().cloned());
+            return Err(self.fail(
+                5,
+                &format!("CREATE DATABASE: {}", describe_pg(&e)),
+                &State::DroppedNotRecreated(statements),
+            ));
+        }
+        if !restore.is_empty() {
+            let batch = format!("BEGIN;\n{};\nCOMMIT", restore.join(";\n"));
+            if let Err(e) = admin.batch_execute(&batch) {
+                let _ = admin.batch_execute("ROLLBACK");
+                return Err(self.fail(
+                    5,
+                    &format!(
+                        "restoring privileges, settings and comment: {}",
+                        describe_pg(&e)
+                    ),
+                    &State::RecreatedIncomplete(restore),
+                ));
+            }
+        }
+        match check_recreated(&mut admin, recorded) {
+            Ok(None) => {}
+            Ok(Some(difference)) => {
+                return Err(self.fail(
+                    5,
+                    &format!("the new database differs from the old one: {difference}"),
+                    &State::RecreatedIncomplete(restore),
+                ))
+            }
+            Err(e) => {
+                return Err(self.fail(
+                    5,
+                    &format!("checking the new database: {}", describe_pg(&e)),
+                    &State::RecreatedIncomplete(restore),
+                ))
+            }
+        }
+        self.operator.say(&format!(
+            "  created {db} and checked it against the recorded properties: identical"
+        ));
+        self.check_held(5);
+        Ok(())
+    }
+
+    /// Step 6: every migration, with the engine `migrate` uses. The hold ends here, whether
+    /// the migrations finished or failed.
+    pub(super) fn run_migrations(&mut self) -> Result<runner::Summary, Error> {
+        let request = self.request;
+        let count = request.files.len();
+        self.announce(
+            6,
+            &format!(
+                "running {count} migration{} from {} as {}",
+                if count == 1 { "" } else { "s" },
+                request.dir.display(),
+                request.url.user()
+            ),
+        );
+        let (operator, hold) = (&mut *self.operator, &mut self.hold);
+        let migrated = runner::migrate(
+            &request.url,
+            request.env,
+            &request.files,
+            &runner::Options::default(),
+            &mut |line| {
+                operator.say(&format!("  {line}"));
+                if let Some(hold) = hold.as_mut() {
+                    hold.check(6, &mut *operator);
+                }
+            },
+        );
+        if migrated.is_ok() {
+            self.check_held(6);
+        }
+        self.interrupted = self.hold.take().and_then(|hold| hold.arrived(6));
+        migrated.map_err(|e| self.fail(6, &e.to_string(), &State::RecreatedNotMigrated))
+    }
+
+    /// Step 7: the summary (printed by the binary).
+    pub(super) fn summary(
+        mut self,
+        backup: Option<PathBuf>,
+        recorded: Recorded,
+        migrated: runner::Summary,
+    ) -> Summary {
+        self.announce(7, "summary");
+        Summary {
+            env: self.request.env,
+            database: self.request.database().to_string(),
+            backup,
+            recorded,
+            migrated,
+            duration: self.started.elapsed(),
+            interrupted: self.interrupted,
+        }
+    }
+}
