@@ -5,6 +5,7 @@
 //! success and on failure alike, and everything else (progress, warnings) goes to stderr. With
 //! `--format text` the result goes to stdout and progress and errors to stderr.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -105,8 +106,9 @@ impl Output {
     }
 
     /// A progress or warning line: always stderr, so that stdout stays one JSON document.
+    /// A closed stderr (the operator's terminal went away) is not a reason to stop halfway.
     pub fn progress(&self, line: &str) {
-        eprintln!("{line}");
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 
     /// Prints the result or the error and returns the exit code.
@@ -117,16 +119,18 @@ impl Output {
                     Format::Text => {
                         let text = report.text();
                         if !text.is_empty() {
-                            println!("{text}");
+                            let _ = writeln!(std::io::stdout(), "{text}");
                         }
                     }
-                    Format::Json => println!("{}", report.json()),
+                    Format::Json => {
+                        let _ = writeln!(std::io::stdout(), "{}", report.json());
+                    }
                 }
                 report.exit_code()
             }
             Err(error) => {
                 let code = error.exit_code();
-                eprintln!("{}: error: {error}", self.tool);
+                let _ = writeln!(std::io::stderr(), "{}: error: {error}", self.tool);
                 if self.format == Format::Json {
                     let mut doc =
                         json!({"ok": false, "exit_code": code.code(), "error": error.to_string()});
@@ -135,7 +139,7 @@ impl Output {
                     {
                         map.extend(extra.clone());
                     }
-                    println!("{doc}");
+                    let _ = writeln!(std::io::stdout(), "{doc}");
                 }
                 code
             }

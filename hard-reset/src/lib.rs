@@ -4,7 +4,7 @@
 //! The rules, the steps, all SQL and the handling of Ctrl-C during the destructive steps live
 //! in `common::reset`; an interrupted reset comes back as a summary whose exit code is 1.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
@@ -68,7 +68,9 @@ struct Terminal;
 
 impl Operator for Terminal {
     fn say(&mut self, line: &str) {
-        eprintln!("{line}");
+        // Never panic on a closed terminal (a dropped SSH session mid-reset): the steps must
+        // go on whether or not anyone reads them.
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 
     fn ask(&mut self, prompt: &str) -> Option<String> {
@@ -108,7 +110,7 @@ fn run(cli: &Cli) -> Result<reset::Summary, Error> {
     let dir = cli.target.dir.dir.clone();
     let found = discover(&dir).map_err(Error::Directory)?;
     for warning in &found.warnings {
-        eprintln!("warning: {warning}");
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     let backup = match (&cli.backup.backup, cli.backup.no_backup) {
         (Some(file), _) => Backup::To(file.clone()),

@@ -1,13 +1,18 @@
-//! Holding Ctrl-C (SIGINT) and SIGTERM while the database is dropped, created and migrated.
+//! Holding Ctrl-C (SIGINT), SIGTERM and SIGHUP while the database is dropped, created and
+//! migrated.
 //!
 //! Killed between `DROP DATABASE` and `CREATE DATABASE`, `hard-reset` would leave the
 //! environment without a database, and say nothing about it. So from just before the drop
-//! until the migrations have finished (or failed), the two signals only set a flag
+//! until the migrations have finished (or failed), the signals only set a flag
 //! (`signal_hook::flag`: the handler stores a number and does nothing else, which is
 //! async-signal-safe). The steps look at the flag after each step and after each migration
 //! file, tell the operator once that the signal is held, and carry on; the run then ends with
 //! exit 1, its summary or failure saying that it was interrupted. Before the drop nothing has
 //! changed yet, so there the signals keep their default action and end the tool at once.
+//!
+//! SIGHUP is the one an operator does not send: the SSH session dropped. The terminal is then
+//! gone, so the tool carries on writing into the void (output never panics on a closed
+//! terminal, see `cli::Output`) and the result is what `migrate status` shows afterwards.
 //!
 //! A signal that arrives while a query runs does not disturb it: signal-hook installs its
 //! handler with `SA_RESTART`, and the client's event loop retries an interrupted wait.
@@ -21,7 +26,7 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 use signal_hook::low_level;
 use signal_hook::SigId;
@@ -43,6 +48,7 @@ impl Interruption {
         match self.signal {
             SIGINT => "SIGINT".into(),
             SIGTERM => "SIGTERM".into(),
+            SIGHUP => "SIGHUP (the terminal went away)".into(),
             other => format!("signal {other}"),
         }
     }
@@ -72,7 +78,7 @@ impl fmt::Display for Interruption {
     }
 }
 
-/// SIGINT and SIGTERM held: registered by [`Hold::start`], unregistered when dropped.
+/// SIGINT, SIGTERM and SIGHUP held: registered by [`Hold::start`], unregistered when dropped.
 #[derive(Debug)]
 pub(super) struct Hold {
     /// 0, or the number of the last signal that arrived.
@@ -83,14 +89,14 @@ pub(super) struct Hold {
 }
 
 impl Hold {
-    /// From now on SIGINT and SIGTERM only set the flag.
+    /// From now on SIGINT, SIGTERM and SIGHUP only set the flag.
     pub(super) fn start() -> io::Result<Hold> {
         let mut hold = Hold {
             arrived: Arc::new(AtomicUsize::new(0)),
             ids: Vec::new(),
             told: None,
         };
-        for signal in [SIGINT, SIGTERM] {
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
             // On an error `hold` is dropped, which unregisters what was registered.
             let id = flag::register_usize(signal, Arc::clone(&hold.arrived), signal as usize)?;
             hold.ids.push(id);

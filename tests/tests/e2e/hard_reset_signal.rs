@@ -157,10 +157,15 @@ impl Pty {
 
     /// What Ctrl-C does: SIGINT to the tool.
     fn interrupt(&mut self) {
+        self.send(Signal::SIGINT);
+    }
+
+    /// Sends `signal` to the tool.
+    fn send(&mut self, signal: Signal) {
         self.session
             .process_mut()
-            .signal(Signal::SIGINT)
-            .expect("sending SIGINT to hard-reset");
+            .signal(signal)
+            .expect("sending a signal to hard-reset");
     }
 
     /// Reads to the end and returns the exit code (128 + N when killed by signal N) and the
@@ -241,6 +246,28 @@ fn hard_reset_holds_ctrl_c_until_the_database_is_recreated_and_migrated() {
     assert!(f.oid().is_some(), "the database does not exist");
     assert_ne!(f.oid(), oid_before, "the database was not recreated");
     assert!(!f.sentinel_present());
+    assert_eq!(f.versions(), ["001_init", "002_slow", "003_add_note"]);
+}
+
+#[test]
+fn a_dropped_terminal_sighup_does_not_stop_the_reset_halfway() {
+    let f = Fixture::new();
+    let mut pty = f.spawn();
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    pty.expect("step 6/7");
+    pty.send(Signal::SIGHUP);
+    let (code, transcript) = pty.finish();
+    assert_eq!(code, 1, "--- transcript ---\n{transcript}");
+    assert_in_order(
+        &transcript,
+        &[
+            "SIGHUP (the terminal went away) is held until the database is recreated and migrated",
+            "applied  003_add_note",
+            "interrupted by the operator (SIGHUP (the terminal went away)) during step 6/7",
+        ],
+    );
+    assert!(f.oid().is_some(), "the database does not exist");
     assert_eq!(f.versions(), ["001_init", "002_slow", "003_add_note"]);
 }
 
