@@ -43,7 +43,7 @@ use crate::cli::Report;
 use crate::config::{DbUrl, Env};
 use crate::connect::{self, check_identity, identity_query, result_sets};
 use crate::error::{Error, ExitCode};
-use crate::lock::{holder_from_row, holder_query, Holder};
+use crate::lock::{self, Holder};
 use crate::migrations::Migration;
 use crate::plan::{reconcile, Known, State};
 use crate::tracking;
@@ -230,6 +230,7 @@ const UNDEFINED_COLUMN: &str = "42703";
 #[derive(Debug, Default)]
 struct Observed {
     identity: Vec<Option<String>>,
+    lock_held: bool,
     holder: Option<Holder>,
     invalid_indexes: Vec<String>,
     shape: Option<tracking::Shape>,
@@ -316,23 +317,29 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
     let mut client = config
         .connect(postgres::NoTls)
         .map_err(|e| connect::unreachable(url, &e))?;
+    // One statement for identity, "is the migration lock held" and invalid indexes: in a
+    // fresh backend every statement and every catalog touched costs, and this is a third of
+    // the three separate statements' server time. The holder's details are a second query,
+    // only when there is a holder (a migration running: rare).
     let common = format!(
-        "{};\n{};\nSELECT indexrelid::regclass::text FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1;\n",
+        "{}, ({}), \
+         (SELECT pg_catalog.json_agg(indexrelid::regclass::text ORDER BY indexrelid) \
+          FROM pg_catalog.pg_index WHERE NOT indisvalid);\n",
         identity_query(env),
-        holder_query()
+        lock::holder_pids_query()
     );
     let first = format!(
         "BEGIN READ ONLY;\n{common}{};\nCOMMIT;",
-        tracking::SELECT_APPLIED
+        tracking::SELECT_FOR_CHECK
     );
-    match client.simple_query(&first) {
+    let mut observed = match client.simple_query(&first) {
         Ok(messages) => {
             let sets = result_sets(&messages);
             let mut observed = observed_from(&sets);
             observed.shape = Some(tracking::Shape::Current);
             observed.applied =
-                tracking::applied_from_rows(sets.get(3).cloned().unwrap_or_default());
-            Ok(observed)
+                tracking::applied_from_rows(sets.get(1).cloned().unwrap_or_default());
+            observed
         }
         Err(e)
             if matches!(
@@ -348,7 +355,7 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             let sets = result_sets(&messages);
             let mut observed = observed_from(&sets);
             let flags = sets
-                .get(3)
+                .get(1)
                 .and_then(|s| s.first())
                 .cloned()
                 .unwrap_or_default();
@@ -361,31 +368,41 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             observed.applied =
                 tracking::read(&mut client, shape).map_err(|e| query_failed(url, &e))?;
             observed.shape = Some(shape);
-            Ok(observed)
+            observed
         }
-        Err(e) => Err(query_failed(url, &e)),
+        Err(e) => return Err(query_failed(url, &e)),
+    };
+    if observed.lock_held {
+        observed.holder = lock::holder(&mut client).map_err(|e| query_failed(url, &e))?;
     }
+    Ok(observed)
 }
 
+/// Splits the first statement's row: the identity columns, then the lock holders' pids and
+/// the invalid indexes as JSON arrays (NULL when there are none).
 fn observed_from(sets: &[Vec<Vec<Option<String>>>]) -> Observed {
-    Observed {
-        identity: sets
-            .first()
-            .and_then(|s| s.first())
-            .cloned()
-            .unwrap_or_default(),
-        holder: sets
-            .get(1)
-            .and_then(|s| s.first())
-            .map(|r| holder_from_row(r)),
-        invalid_indexes: sets
-            .get(2)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|r| r.first().cloned().flatten())
-                    .collect()
+    let mut row = sets
+        .first()
+        .and_then(|s| s.first())
+        .cloned()
+        .unwrap_or_default();
+    let json_list = |cell: Option<String>| -> Vec<String> {
+        cell.and_then(|text| serde_json::from_str::<Vec<Value>>(&text).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
             })
-            .unwrap_or_default(),
+            .collect()
+    };
+    let invalid_indexes = json_list(row.get(5).cloned().flatten());
+    let lock_held = !json_list(row.get(4).cloned().flatten()).is_empty();
+    row.truncate(4);
+    Observed {
+        identity: row,
+        lock_held,
+        invalid_indexes,
         ..Observed::default()
     }
 }
@@ -581,7 +598,7 @@ mod tests {
     #[test]
     fn a_running_migration_is_incompatible() {
         let mut o = observed(&[("001_a", Some("x"))]);
-        o.holder = Some(holder_from_row(&[Some("7".into())]));
+        o.holder = Some(lock::holder_from_row(&[Some("7".into())]));
         let r = judge(Env::Dev, &expected(&[("001_a", "x")]), o, false);
         assert!(!r.compatible);
         assert!(r.reasons[0].contains("in progress"), "{r}");

@@ -82,6 +82,18 @@ pub fn holder_query() -> String {
     )
 }
 
+/// A scalar subquery: the pids holding the lock in the current database as a JSON array,
+/// NULL when nobody holds it. Cheaper than [`holder_query`] in a fresh backend; the gate asks
+/// for the details only when there is a holder.
+pub fn holder_pids_query() -> String {
+    format!(
+        "SELECT pg_catalog.json_agg(l.pid) FROM pg_catalog.pg_locks l \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {CLASSID} AND l.objid = {OBJID} \
+           AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+    )
+}
+
 /// Turns a row of [`holder_query`] into a [`Holder`].
 pub fn holder_from_row(row: &[Option<String>]) -> Holder {
     let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
