@@ -119,7 +119,12 @@ impl fmt::Display for Failure {
                 crate::migrations::NO_TRANSACTION_MARKER
             )?;
         }
-        if self.transactional {
+        if self.transactional && self.sqlstate.as_deref() == Some(LOCK_NOT_AVAILABLE) {
+            write!(
+                f,
+                "\n  the file's changes were rolled back and it was not recorded; nothing is wrong with the file: run migrate again when the lock holder is gone"
+            )?;
+        } else if self.transactional {
             write!(
                 f,
                 "\n  the file's changes were rolled back and it was not recorded: fix it (a file that was never applied may be edited) and run migrate again"
@@ -132,7 +137,7 @@ impl fmt::Display for Failure {
                 let lines: Vec<String> = run.iter().map(|l| format!("line {l}")).collect();
                 write!(
                     f,
-                    "\n  this file runs without a transaction: {} of its {} statements had run and stay applied ({}); nothing was recorded: make the file safe to re-run (IF NOT EXISTS) or undo those statements by hand, then run migrate again",
+                    "\n  this file runs without a transaction: {} of its {} statements had run and stay applied ({}); nothing was recorded: make the file safe to re-run (IF NOT EXISTS) or undo those statements by hand, then run migrate again (an INVALID index must be dropped first: IF NOT EXISTS would keep it)",
                     run.len(),
                     self.statements_total,
                     lines.join(", ")
@@ -160,7 +165,7 @@ pub fn apply_one(
     if migration.transactional {
         apply_transactional(client, migration, settings, progress)
     } else {
-        apply_statements(client, migration)
+        apply_statements(client, migration, settings)
     }
 }
 
@@ -226,7 +231,11 @@ fn apply_transactional(
     }
 }
 
-fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Duration, Box<Failure>> {
+fn apply_statements(
+    client: &mut Client,
+    migration: &Migration,
+    settings: &Settings,
+) -> Result<Duration, Box<Failure>> {
     let started = Instant::now();
     let src = &migration.sql;
     let statements: Vec<_> = sql::split(src)
@@ -234,9 +243,46 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
         .into_iter()
         .filter(|s| !s.is_blank(src))
         .collect();
+    let failure = |error: String, invalid_indexes: Vec<String>| Failure {
+        file_name: migration.file_name.clone(),
+        location: None,
+        sqlstate: None,
+        error,
+        transactional: false,
+        statements_run: Vec::new(),
+        statements_total: statements.len(),
+        invalid_indexes,
+        retries: 0,
+    };
+    // An INVALID index (a CREATE INDEX CONCURRENTLY that failed earlier) would be kept by a
+    // re-run written with IF NOT EXISTS, and the file recorded as applied over a broken
+    // index: refuse until it is dropped.
+    let invalid = invalid_indexes(client);
+    if !invalid.is_empty() {
+        return Err(Box::new(failure(
+            format!(
+                "refusing to run this no-transaction file while the database has INVALID indexes ({}); nothing of it ran",
+                invalid.join(", ")
+            ),
+            invalid,
+        )));
+    }
     let mut run = Vec::new();
     for statement in &statements {
-        if let Err(err) = client.batch_execute(statement.text(src)) {
+        let text = statement.text(src);
+        let concurrent = is_concurrent(text);
+        if concurrent {
+            // CONCURRENTLY waits for every older transaction to end, and those waits count
+            // against lock_timeout: 10 s would fail it on any busy database and leave an
+            // INVALID index. Its own lock (SHARE UPDATE EXCLUSIVE) blocks no reads or writes,
+            // so waiting is harmless to everyone else.
+            let _ = client.batch_execute("SET lock_timeout = 0");
+        }
+        let result = client.batch_execute(text);
+        if concurrent {
+            let _ = client.batch_execute(&settings.session_sql());
+        }
+        if let Err(err) = result {
             let location = position_in_file(&err, 0, src, statement.start).or_else(|| {
                 statement
                     .first_token_offset(src)
@@ -282,6 +328,14 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
             })
         })?;
     Ok(started.elapsed())
+}
+
+/// Whether a statement uses CONCURRENTLY (CREATE/DROP/REINDEX ... CONCURRENTLY, REFRESH
+/// MATERIALIZED VIEW CONCURRENTLY), judged on its words outside comments and quotes.
+fn is_concurrent(statement: &str) -> bool {
+    sql::words(statement)
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case("concurrently"))
 }
 
 fn sqlstate(err: &postgres::Error) -> Option<String> {

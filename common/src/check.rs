@@ -174,9 +174,14 @@ impl fmt::Display for CheckReport {
         } else {
             write!(
                 f,
-                "INCOMPATIBLE: {}: {} reasons; do not start the runtime",
+                "INCOMPATIBLE: {}: {} {}; do not start the runtime",
                 self.database,
-                self.reasons.len()
+                self.reasons.len(),
+                if self.reasons.len() == 1 {
+                    "reason"
+                } else {
+                    "reasons"
+                }
             )?;
         }
         for reason in &self.reasons {
@@ -305,18 +310,17 @@ fn query_failed(url: &DbUrl, err: &postgres::Error) -> Error {
 
 /// Connects read-only and reads everything in (usually) one round trip.
 fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> {
-    let mut config = url.pg_config(APPLICATION, timeout);
     // Startup options take precedence over role and database defaults. search_path is
     // pinned for the whole session: the gate's queries must mean the catalog's functions and
     // operators, not a look-alike a role put ahead of pg_catalog; the tracking table is
     // always named with its schema.
-    config.options(&format!(
+    let options = format!(
         "-c default_transaction_read_only=on -c statement_timeout={} -c search_path=pg_catalog,pg_temp",
         timeout.as_millis()
-    ));
-    let mut client = config
-        .connect(postgres::NoTls)
-        .map_err(|e| connect::unreachable(url, &e))?;
+    );
+    let mut client = connect::connect_with(url, APPLICATION, timeout, |config| {
+        config.options(&options);
+    })?;
     // One statement for identity, "is the migration lock held" and invalid indexes: in a
     // fresh backend every statement and every catalog touched costs, and this is a third of
     // the three separate statements' server time. The holder's details are a second query,
@@ -466,14 +470,13 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
     }
     if !report.table_missing {
         for v in &report.pending {
-            let order = if report.out_of_order.contains(v) {
-                " (and it sorts before versions already applied: the migrations directory was changed against the append-only rule)"
+            report.reasons.push(if report.out_of_order.contains(v) {
+                format!(
+                    "{v} is not applied but sorts before versions that are: the migrations directory broke the append-only rule, and migrate refuses such a file; rename it to sort after the latest applied version, then run infra/db/migrate.sh --env {env}"
+                )
             } else {
-                ""
-            };
-            report.reasons.push(format!(
-                "{v} is pending: run infra/db/migrate.sh --env {env} before deploying{order}"
-            ));
+                format!("{v} is pending: run infra/db/migrate.sh --env {env} before deploying")
+            });
         }
     } else if !report.pending.is_empty() {
         report

@@ -667,16 +667,42 @@ impl DbUrl {
     /// `app_name_default`), `connect_timeout` (the URL's, else `default_timeout`) and
     /// `sslmode=disable`: the tools connect over loopback TCP with `NoTls`.
     pub fn pg_config(&self, app_name_default: &str, default_timeout: Duration) -> postgres::Config {
+        let mut config = self.base_config(app_name_default, default_timeout);
+        for addr in self.host.addrs() {
+            config.host(&addr.to_string());
+            config.hostaddr(*addr);
+        }
+        config
+    }
+
+    /// One [`DbUrl::pg_config`] per address, in the order they are tried, for a caller that
+    /// tries them itself: with several hosts in one config the client reports only the last
+    /// error, so a wrong password on 127.0.0.1 would be shown as "connection refused" on ::1.
+    pub fn pg_configs(
+        &self,
+        app_name_default: &str,
+        default_timeout: Duration,
+    ) -> Vec<postgres::Config> {
+        self.host
+            .addrs()
+            .iter()
+            .map(|addr| {
+                let mut config = self.base_config(app_name_default, default_timeout);
+                config.host(&addr.to_string());
+                config.hostaddr(*addr);
+                config
+            })
+            .collect()
+    }
+
+    /// Everything of [`DbUrl::pg_config`] but the hosts.
+    fn base_config(&self, app_name_default: &str, default_timeout: Duration) -> postgres::Config {
         let mut config = postgres::Config::new();
         config.user(&self.user);
         if let Some(password) = &self.password {
             config.password(password.0.as_bytes());
         }
         config.dbname(&self.database);
-        for addr in self.host.addrs() {
-            config.host(&addr.to_string());
-            config.hostaddr(*addr);
-        }
         config.port(self.port);
         config.application_name(self.application_name.as_deref().unwrap_or(app_name_default));
         config.connect_timeout(self.connect_timeout.unwrap_or(default_timeout));

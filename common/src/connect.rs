@@ -17,9 +17,35 @@ use crate::error::{describe_pg, is_unreachable, Error};
 /// Opens a connection. Any failure to get a working session (refused, timed out,
 /// authentication failed, no such database) is [`Error::Unreachable`], exit 3.
 pub fn connect(url: &DbUrl, application: &str, timeout: Duration) -> Result<Client, Error> {
-    url.pg_config(application, timeout)
-        .connect(NoTls)
-        .map_err(|e| unreachable(url, &e))
+    connect_with(url, application, timeout, |_| {})
+}
+
+/// [`connect`], with the configuration adjusted by `adjust` (startup options, say). The
+/// addresses of `localhost` are tried one by one: a server that answered (a wrong password,
+/// a missing database) is the answer, and is reported as such rather than hidden behind
+/// "connection refused" from the next address.
+pub fn connect_with(
+    url: &DbUrl,
+    application: &str,
+    timeout: Duration,
+    adjust: impl Fn(&mut postgres::Config),
+) -> Result<Client, Error> {
+    let mut last = None;
+    for mut config in url.pg_configs(application, timeout) {
+        adjust(&mut config);
+        match config.connect(NoTls) {
+            Ok(client) => return Ok(client),
+            Err(e) if e.as_db_error().is_some() => return Err(unreachable(url, &e)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => unreachable(url, &e),
+        None => Error::Unreachable {
+            url: url.redacted(),
+            reason: "no address to connect to".into(),
+        },
+    })
 }
 
 /// The error for a failed connection, with the redacted URL.

@@ -14,6 +14,7 @@
 //! - [`tracking`]: the tracking table `public.dreichor_schema_migrations`;
 //! - [`lock`]: the migration lock (a polled session advisory lock);
 //! - [`apply`]: running one file atomically with its tracking row;
+//! - [`cancel`]: Ctrl-C during a run cancels the running file instead of abandoning it;
 //! - [`runner`]: a whole `migrate` run, its dry run, and `status`;
 //! - [`check`]: the compatibility check of `schema-check` and the runtime;
 //! - [`reset`]: `hard-reset`: what will be destroyed, the confirmations, the seven steps;
@@ -24,6 +25,7 @@
 //! the interface.
 
 pub mod apply;
+pub mod cancel;
 pub mod check;
 pub mod cli;
 pub mod config;

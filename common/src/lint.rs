@@ -73,9 +73,14 @@ impl Report for LintReport {
             ));
         } else {
             out.push_str(&format!(
-                "{}: {} violations{against}; nothing was touched. Fix them and run lint again",
+                "{}: {} {}{against}; nothing was touched. Fix them and run lint again",
                 self.dir,
-                self.errors.len()
+                self.errors.len(),
+                if self.errors.len() == 1 {
+                    "violation"
+                } else {
+                    "violations"
+                }
             ));
         }
         out

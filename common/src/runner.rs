@@ -12,6 +12,7 @@ use postgres::Client;
 use serde_json::{json, Value};
 
 use crate::apply::{self, Settings};
+use crate::cancel::CancelOnSignal;
 use crate::cli::{human_duration, Report};
 use crate::config::{DbUrl, Env};
 use crate::connect::{self, failed};
@@ -186,7 +187,12 @@ pub fn migrate(
     if plan.pending.is_empty() {
         progress(&format!("{}: nothing to apply", env.database()));
     }
+    let interrupt = CancelOnSignal::start(client.cancel_token())
+        .map_err(|e| Error::Failed(format!("cannot watch for Ctrl-C: {e}")))?;
     for migration in plan.pending {
+        if interrupt.arrived() {
+            return Err(interrupted(&summary, None));
+        }
         progress(&format!("applying {}", migration.version));
         match apply::apply_one(&mut client, migration, &options.settings, progress) {
             Ok(duration) => {
@@ -199,6 +205,9 @@ pub fn migrate(
                     version: migration.version.clone(),
                     duration,
                 });
+            }
+            Err(failure) if interrupt.arrived() => {
+                return Err(interrupted(&summary, Some(&failure.to_string())));
             }
             Err(failure) => {
                 let kept = if summary.applied.is_empty() {
@@ -219,8 +228,27 @@ pub fn migrate(
             }
         }
     }
+    drop(interrupt);
     let _ = lock::release(&mut client);
     Ok(summary)
+}
+
+/// The run stopped on the operator's Ctrl-C (or a SIGTERM): what was cancelled, and what
+/// stays applied.
+fn interrupted(summary: &Summary, cancelled: Option<&str>) -> Error {
+    let mut message = String::from("interrupted (Ctrl-C or SIGTERM): ");
+    match cancelled {
+        Some(failure) => message.push_str(&format!(
+            "the running file was cancelled:\n  {}",
+            failure.replace('\n', "\n  ")
+        )),
+        None => message.push_str("stopped before the next file"),
+    }
+    message.push_str(&format!(
+        "\n  {} files applied by this run stay applied; run migrate again to continue",
+        summary.applied.len()
+    ));
+    Error::Failed(message)
 }
 
 /// The dry run: reads in a read-only transaction and plans; the tracking table is neither

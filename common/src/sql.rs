@@ -233,6 +233,22 @@ pub fn transaction_control(src: &str) -> Vec<TransactionControl> {
         .collect()
 }
 
+/// The unquoted words (identifiers and keywords) of `src`, in order: what is outside strings,
+/// quoted identifiers and comments. For recognising a statement by its keywords.
+///
+/// ```
+/// use common::sql::words;
+///
+/// let src = "-- CONCURRENTLY in a comment\nCREATE INDEX \"concurrently\" ON t (a) WHERE b = 'concurrently'";
+/// assert_eq!(words(src), ["CREATE", "INDEX", "ON", "t", "a", "WHERE", "b"]);
+/// ```
+pub fn words(src: &str) -> Vec<&str> {
+    Tokens::new(src.as_bytes(), 0)
+        .filter(|token| token.kind == TokenKind::Word)
+        .map(|token| &src[token.start..token.end])
+        .collect()
+}
+
 /// True when the whole source is nothing but whitespace, comments and `;`.
 ///
 /// Such a file is a legal no-op migration. An unterminated block comment is not blank.

@@ -54,7 +54,7 @@ bin=$(binary)
 # so that it lands after a subcommand (`status`, `lint`), where clap expects it.
 for arg in "$@"; do
     case "$arg" in
-        --dir | --dir=* | -h | --help | -V | --version | manifest) exec "$bin" "$@" ;;
+        --dir | --dir=* | -h | --help | -V | --version) exec "$bin" "$@" ;;
     esac
 done
 exec "$bin" "$@" --dir "$root/infra/db/migrations"

@@ -113,7 +113,9 @@ pub fn main() -> std::process::ExitCode {
             out.finish(status(&args, &out))
         }
         Some(Command::Manifest(args)) => {
-            let out = Output::new("migrate", common::cli::Format::Json);
+            // The manifest is JSON whatever --format says, and an error goes to stderr only,
+            // never into the file stdout is redirected to.
+            let out = Output::new("migrate", common::cli::Format::Text);
             out.finish(
                 discover(&args.dir)
                     .map(|found| Manifest(Expected::from_migrations(&found.migrations)))

@@ -63,11 +63,13 @@ impl Recorded {
             Some("c") => sql.push_str(" LOCALE_PROVIDER = libc"),
             _ => {}
         }
-        sql.push_str(&format!(
-            " TABLESPACE = {} CONNECTION LIMIT = {}",
-            quote_ident(&self.tablespace),
-            self.connection_limit
-        ));
+        // Naming pg_default would need CREATE on it, which a CREATEDB admin role that is not
+        // a superuser lacks: the create would then fail after the drop. It is the default
+        // anyway, so only another tablespace is spelled out.
+        if self.tablespace != "pg_default" {
+            sql.push_str(&format!(" TABLESPACE = {}", quote_ident(&self.tablespace)));
+        }
+        sql.push_str(&format!(" CONNECTION LIMIT = {}", self.connection_limit));
         sql
     }
 
@@ -228,8 +230,15 @@ mod tests {
         let r = recorded();
         assert_eq!(
             r.create_statement(),
-            "CREATE DATABASE \"dreichor_dev\" WITH OWNER = \"dreichor_dev\" TEMPLATE = template0 ENCODING = 'UTF8' LC_COLLATE = 'C.UTF-8' LC_CTYPE = 'C.UTF-8' LOCALE_PROVIDER = libc TABLESPACE = \"pg_default\" CONNECTION LIMIT = -1"
+            "CREATE DATABASE \"dreichor_dev\" WITH OWNER = \"dreichor_dev\" TEMPLATE = template0 ENCODING = 'UTF8' LC_COLLATE = 'C.UTF-8' LC_CTYPE = 'C.UTF-8' LOCALE_PROVIDER = libc CONNECTION LIMIT = -1"
         );
+        let elsewhere = Recorded {
+            tablespace: "fast_ssd".into(),
+            ..recorded()
+        };
+        assert!(elsewhere
+            .create_statement()
+            .contains(" TABLESPACE = \"fast_ssd\" CONNECTION LIMIT"));
         let icu = Recorded {
             locale_provider: Some("i".into()),
             locale: Some("de-DE".into()),

@@ -1,0 +1,65 @@
+//! Ctrl-C during a `migrate` run: cancel the running file, do not abandon it.
+//!
+//! Without this, SIGINT kills the runner while the server still holds the file's whole
+//! message: the server carries on, commits the file and its row some time later, and keeps
+//! the migration lock until then, while the operator believes the run stopped. Instead, the
+//! first SIGINT or SIGTERM sends PostgreSQL a cancel request for the running statement
+//! (`pg_cancel_backend` over a separate connection, as psql does on Ctrl-C): a transactional
+//! file is rolled back with its row, and the run stops before the next file. Outside the
+//! apply loop the signals keep their default action: nothing is being changed there.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use postgres::{CancelToken, NoTls};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+
+/// Watches for SIGINT and SIGTERM while files are applied; dropped, it stops watching.
+#[derive(Debug)]
+pub struct CancelOnSignal {
+    arrived: Arc<AtomicBool>,
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CancelOnSignal {
+    /// From now on SIGINT or SIGTERM cancels the statement running on the client of `token`.
+    pub fn start(token: CancelToken) -> std::io::Result<CancelOnSignal> {
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let handle = signals.handle();
+        let arrived = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&arrived);
+        let thread = std::thread::Builder::new()
+            .name("cancel-on-signal".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    if !flag.swap(true, Ordering::SeqCst) {
+                        // Nothing useful can be done when the cancel request itself fails
+                        // (the server is gone): the run's own error says what happened.
+                        let _ = token.cancel_query(NoTls);
+                    }
+                }
+            })?;
+        Ok(CancelOnSignal {
+            arrived,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether a signal has arrived.
+    pub fn arrived(&self) -> bool {
+        self.arrived.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CancelOnSignal {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
