@@ -309,8 +309,15 @@ pub fn normalise(text: &str) -> String {
 
 /// Lowercase hex SHA-256 of the normalised content.
 pub fn checksum_of(normalised: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(normalised.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    // The gate hashes every file on every deployment: no formatting machinery per byte.
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    hex
 }
 
 /// The checksum of raw file bytes (normalised first), or `None` when they are not UTF-8.
@@ -357,7 +364,7 @@ fn parse(
             format!("{}; the file cannot be run as it is", problem.kind),
         ));
     }
-    for control in sql::transaction_control(&sql) {
+    for control in lexed.transaction_control(&sql) {
         let what = if transactional {
             "the runner wraps each file and its tracking row in one transaction; remove it (a file that must run outside a transaction starts with the line `-- dreichor:no-transaction`)"
         } else {
@@ -373,7 +380,7 @@ fn parse(
         ));
     }
 
-    let blank = sql::is_blank(&sql);
+    let blank = lexed.is_blank(&sql);
     if blank {
         warnings.push(Warning {
             file: name.to_string(),

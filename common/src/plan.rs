@@ -256,6 +256,7 @@ pub fn plan<'a>(applied: &[Applied], files: &'a [Migration]) -> Result<Plan<'a>,
     if !drift.is_empty() {
         return Err(drift);
     }
+    let pending: std::collections::HashSet<String> = pending.into_iter().collect();
     let pending = files
         .iter()
         .filter(|m| pending.contains(&m.version))

@@ -226,11 +226,23 @@ pub struct TransactionControl {
 /// assert_eq!(found[0].offset, 9);
 /// ```
 pub fn transaction_control(src: &str) -> Vec<TransactionControl> {
-    split(src)
-        .statements
-        .iter()
-        .filter_map(|statement| classify(src, statement))
-        .collect()
+    split(src).transaction_control(src)
+}
+
+impl Lexed {
+    /// [`transaction_control`] over statements already split from `src`: discovery lexes
+    /// each file once, not once per question.
+    pub fn transaction_control(&self, src: &str) -> Vec<TransactionControl> {
+        self.statements
+            .iter()
+            .filter_map(|statement| classify(src, statement))
+            .collect()
+    }
+
+    /// [`is_blank`] over statements already split from `src`.
+    pub fn is_blank(&self, src: &str) -> bool {
+        self.problems.is_empty() && self.statements.iter().all(|s| s.is_blank(src))
+    }
 }
 
 /// The unquoted words (identifiers and keywords) of `src`, in order: what is outside strings,
