@@ -36,6 +36,10 @@ pub struct Options {
     pub settings: Settings,
     /// Bounds connecting.
     pub connect_timeout: Duration,
+    /// Ctrl-C or SIGTERM cancels the running file ([`crate::cancel`]). Off for a caller
+    /// that handles the signals itself: `hard-reset` holds them until the database is
+    /// migrated again, and a cancelled file there would leave it half-migrated.
+    pub cancel_on_signal: bool,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             lock_wait: Duration::from_secs(60),
             settings: Settings::default(),
             connect_timeout: Duration::from_secs(10),
+            cancel_on_signal: true,
         }
     }
 }
@@ -187,10 +192,17 @@ pub fn migrate(
     if plan.pending.is_empty() {
         progress(&format!("{}: nothing to apply", env.database()));
     }
-    let interrupt = CancelOnSignal::start(client.cancel_token())
-        .map_err(|e| Error::Failed(format!("cannot watch for Ctrl-C: {e}")))?;
+    let interrupt = if options.cancel_on_signal {
+        Some(
+            CancelOnSignal::start(client.cancel_token())
+                .map_err(|e| Error::Failed(format!("cannot watch for Ctrl-C: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let interrupted_now = || interrupt.as_ref().is_some_and(CancelOnSignal::arrived);
     for migration in plan.pending {
-        if interrupt.arrived() {
+        if interrupted_now() {
             return Err(interrupted(&summary, None));
         }
         progress(&format!("applying {}", migration.version));
@@ -206,7 +218,7 @@ pub fn migrate(
                     duration,
                 });
             }
-            Err(failure) if interrupt.arrived() => {
+            Err(failure) if interrupted_now() => {
                 return Err(interrupted(&summary, Some(&failure.to_string())));
             }
             Err(failure) => {

@@ -229,7 +229,11 @@ impl<'a> Steps<'a> {
             &request.url,
             request.env,
             &request.files,
-            &runner::Options::default(),
+            // The reset holds Ctrl-C itself until the migrations are done.
+            &runner::Options {
+                cancel_on_signal: false,
+                ..runner::Options::default()
+            },
             &mut |line| {
                 operator.say(&format!("  {line}"));
                 if let Some(hold) = hold.as_mut() {

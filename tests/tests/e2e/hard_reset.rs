@@ -6,18 +6,12 @@
 //! that nothing was dropped. Everything the tool writes to the terminal goes through the
 //! harness's leak check, like every [`crate::support::Outcome`].
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rexpect::process::WaitStatus;
-use rexpect::session::PtySession;
-
 use crate::support::cluster::Envs;
-use crate::support::{secrets, Cluster, Run, Tool};
-
-/// Bounds every wait for output, and the whole run after the last answer.
-const PTY_TIMEOUT_MS: u64 = 60_000;
+use crate::support::pty::assert_in_order;
+use crate::support::{secrets, Project, Pty, Run, Tool};
 
 /// The migrations every fixture starts from: a reset must bring back exactly these.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -31,63 +25,44 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A cluster with both environments provisioned and migrated, and a sentinel row in each.
-struct Fixture {
-    cluster: Cluster,
-    envs: Envs,
-    dir: tempfile::TempDir,
+/// A [`Project`] with [`MIGRATIONS`] applied in both environments, and a sentinel row in each.
+fn fixture() -> Project {
+    let f = Project::start();
+    for (name, sql) in MIGRATIONS {
+        f.write(name, sql);
+    }
+    for env in ["dev", "prod"] {
+        f.tool_in(env, Tool::Migrate, &[]).run().assert_code(0);
+        let db = Envs::database(env);
+        f.cluster.sql(
+            db,
+            &format!(
+                "SET ROLE {db}; CREATE TABLE public.sentinel (id int); INSERT INTO public.sentinel VALUES (42);"
+            ),
+        );
+        assert!(f.sentinel_present(env));
+    }
+    f
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let cluster = Cluster::start();
-        let envs = cluster.provision_envs();
-        let dir = tempfile::tempdir().expect("temp dir");
-        for (name, sql) in MIGRATIONS {
-            std::fs::write(dir.path().join(name), sql).expect("write migration");
-        }
-        let f = Fixture { cluster, envs, dir };
-        for env in ["dev", "prod"] {
-            f.migrate(env);
-            let db = database(env);
-            f.cluster.sql(
-                db,
-                &format!(
-                    "SET ROLE {db}; CREATE TABLE public.sentinel (id int); INSERT INTO public.sentinel VALUES (42);"
-                ),
-            );
-            assert!(f.sentinel_present(env));
-        }
-        f
-    }
-
-    fn migrate(&self, env: &str) {
-        Tool::Migrate
-            .cmd()
-            .env("DATABASE_URL", self.url(env))
-            .args(["--env", env, "--dir"])
-            .arg(self.dir.path())
-            .run()
-            .assert_code(0);
-    }
-
-    fn url(&self, env: &str) -> &str {
-        match env {
-            "dev" => &self.envs.dev_url,
-            _ => &self.envs.prod_url,
-        }
-    }
-
-    fn password(&self, env: &str) -> &str {
-        match env {
-            "dev" => &self.envs.dev_password,
-            _ => &self.envs.prod_password,
-        }
-    }
-
+/// What the cases below look at and run, per environment (`"dev"` or `"prod"`).
+trait ResetCases {
     /// Whether the sentinel row is still in the environment's database.
+    fn sentinel_present(&self, env: &str) -> bool;
+    /// The catalogue row of the database (without its oid): what a reset must keep.
+    fn database_row(&self, env: &str) -> Vec<Option<String>>;
+    /// The database's oid: a new one means it was dropped and created again.
+    fn oid(&self, env: &str) -> String;
+    /// The sessions of `application` connected to the environment's database.
+    fn sessions_of(&self, env: &str, application: &str) -> usize;
+    /// `hard-reset ARGS... --env ENV --dir DIR` in a pseudo-terminal, with the environment
+    /// of [`Project::hard_reset`] plus `extra`.
+    fn spawn(&self, env: &str, args: &[&str], extra: &[(&str, &str)]) -> Pty;
+}
+
+impl ResetCases for Project {
     fn sentinel_present(&self, env: &str) -> bool {
-        let db = database(env);
+        let db = Envs::database(env);
         let exists = self
             .cluster
             .query_strings(db, "SELECT to_regclass('public.sentinel') IS NOT NULL");
@@ -99,7 +74,6 @@ impl Fixture {
                 == Some("1")
     }
 
-    /// The catalogue row of the database (without its oid): what a reset must keep.
     fn database_row(&self, env: &str) -> Vec<Option<String>> {
         self.cluster
             .query_strings(
@@ -113,7 +87,7 @@ impl Fixture {
                                FROM pg_db_role_setting s, unnest(s.setconfig) c \
                               WHERE s.setdatabase = d.oid)::text \
                      FROM pg_database d WHERE d.datname = '{}'",
-                    database(env)
+                    Envs::database(env)
                 ),
             )
             .remove(0)
@@ -124,47 +98,19 @@ impl Fixture {
             "postgres",
             &format!(
                 "SELECT oid::text FROM pg_database WHERE datname = '{}'",
-                database(env)
+                Envs::database(env)
             ),
         )[0][0]
             .clone()
             .expect("the database exists")
     }
 
-    fn versions(&self, env: &str) -> Vec<String> {
-        self.cluster
-            .query_strings(
-                database(env),
-                "SELECT version FROM public.dreichor_schema_migrations ORDER BY version",
-            )
-            .into_iter()
-            .map(|r| r[0].clone().unwrap_or_default())
-            .collect()
-    }
-
-    /// A connection as the environment's role, like the runtime's.
-    fn connect_as(&self, env: &str, application: &str) -> postgres::Client {
-        let mut config = postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.cluster.port())
-            .user(database(env))
-            .password(self.password(env))
-            .dbname(database(env))
-            .application_name(application)
-            .connect_timeout(Duration::from_secs(10));
-        config
-            .connect(postgres::NoTls)
-            .unwrap_or_else(|e| panic!("{}", crate::support::cluster::describe_error(&e)))
-    }
-
-    /// The sessions of `application` connected to the environment's database.
     fn sessions_of(&self, env: &str, application: &str) -> usize {
         self.cluster.query_strings(
             "postgres",
             &format!(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = '{application}'",
-                database(env)
+                Envs::database(env)
             ),
         )[0][0]
             .as_deref()
@@ -173,165 +119,12 @@ impl Fixture {
             .expect("a count")
     }
 
-    /// `hard-reset --env ENV --dir DIR ARGS...` in a pseudo-terminal, with a cleared
-    /// environment plus the two URLs, `PG_BIN` (the cluster's client programs) and `extra`.
     fn spawn(&self, env: &str, args: &[&str], extra: &[(&str, &str)]) -> Pty {
-        let mut command = Command::new(Tool::HardReset.path());
-        command
-            .args(["--env", env, "--dir"])
-            .arg(self.dir.path())
-            .args(args)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("LANG", "C.UTF-8")
-            .env("TERM", "xterm")
-            .env("DATABASE_URL", self.url(env))
-            .env("DREICHOR_ADMIN_DATABASE_URL", self.cluster.admin_url())
-            .env("PG_BIN", self.pg_bin());
-        for (k, v) in extra {
-            command.env(k, v);
+        let mut run = self.hard_reset(env, args);
+        for (key, value) in extra {
+            run = run.env(key, value);
         }
-        Pty::spawn(command)
-    }
-
-    fn pg_bin(&self) -> PathBuf {
-        self.cluster
-            .bin("pg_dump")
-            .parent()
-            .expect("a directory")
-            .to_owned()
-    }
-
-    /// A plain (no terminal) run with the same environment.
-    fn run_without_terminal(&self, env: &str, args: &[&str]) -> Run {
-        Tool::HardReset
-            .cmd()
-            .env("DATABASE_URL", self.url(env))
-            .env("DREICHOR_ADMIN_DATABASE_URL", self.cluster.admin_url())
-            .args(["--env", env, "--dir"])
-            .arg(self.dir.path())
-            .args(args)
-    }
-}
-
-fn database(env: &str) -> &'static str {
-    match env {
-        "dev" => "dreichor_dev",
-        _ => "dreichor_prod",
-    }
-}
-
-/// A run of the tool in a pseudo-terminal. Everything read from it is kept, so that the
-/// whole transcript can be checked for passwords and shown when a case fails.
-struct Pty {
-    session: PtySession,
-    transcript: String,
-}
-
-/// How a pseudo-terminal run ended.
-#[derive(Debug)]
-struct PtyOutcome {
-    code: i32,
-    transcript: String,
-}
-
-impl Pty {
-    fn spawn(command: Command) -> Pty {
-        let session = rexpect::session::spawn_command(command, Some(PTY_TIMEOUT_MS))
-            .expect("starting hard-reset in a pseudo-terminal");
-        Pty {
-            session,
-            transcript: String::new(),
-        }
-    }
-
-    /// Waits for `needle` in the output; panics with the transcript when it does not come.
-    #[track_caller]
-    fn expect(&mut self, needle: &str) {
-        match self.session.exp_string(needle) {
-            Ok(before) => {
-                self.transcript.push_str(&before);
-                self.transcript.push_str(needle);
-            }
-            Err(e) => panic!(
-                "waiting for {needle:?}: {}\n--- transcript so far ---\n{}",
-                secrets::redact(&e.to_string()),
-                secrets::redact(&self.transcript)
-            ),
-        }
-    }
-
-    /// Types `line` and Enter.
-    fn answer(&mut self, line: &str) {
-        self.session.send_line(line).expect("typing an answer");
-    }
-
-    /// Reads to the end, waits for the exit, and checks the transcript for passwords.
-    fn finish(mut self) -> PtyOutcome {
-        match self.session.exp_eof() {
-            Ok(rest) => self.transcript.push_str(&rest),
-            Err(e) => panic!(
-                "waiting for the end of output: {}\n--- transcript so far ---\n{}",
-                secrets::redact(&e.to_string()),
-                secrets::redact(&self.transcript)
-            ),
-        }
-        let code = match self
-            .session
-            .process()
-            .wait()
-            .expect("waiting for hard-reset")
-        {
-            WaitStatus::Exited(_, code) => code,
-            WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
-            other => panic!("unexpected wait status {other:?}"),
-        };
-        if let Err(leak) = secrets::check_no_secrets(&self.transcript) {
-            panic!(
-                "{leak}\n--- transcript (redacted) ---\n{}",
-                secrets::redact(&self.transcript)
-            );
-        }
-        PtyOutcome {
-            code,
-            transcript: self.transcript.replace("\r\n", "\n"),
-        }
-    }
-}
-
-impl PtyOutcome {
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> &Self {
-        assert!(
-            self.code == code,
-            "expected exit code {code}, got {}\n--- transcript ---\n{}",
-            self.code,
-            self.transcript
-        );
-        self
-    }
-
-    #[track_caller]
-    fn assert_contains(&self, needle: &str) -> &Self {
-        assert!(
-            self.transcript.contains(needle),
-            "the transcript lacks {needle:?}\n--- transcript ---\n{}",
-            self.transcript
-        );
-        self
-    }
-
-    #[track_caller]
-    fn assert_lacks(&self, needle: &str) -> &Self {
-        assert!(
-            !self.transcript.contains(needle),
-            "the transcript contains {needle:?}\n--- transcript ---\n{}",
-            self.transcript
-        );
-        self
+        Pty::spawn(run)
     }
 }
 
@@ -344,13 +137,13 @@ struct FakeRuntime {
 impl FakeRuntime {
     const APPLICATION: &'static str = "dreichor-runtime";
 
-    fn start(f: &Fixture, env: &str) -> FakeRuntime {
+    fn start(f: &Project, env: &str) -> FakeRuntime {
         let child = Command::new(f.cluster.bin("psql"))
             .args(["-X", "-q", "-h", "127.0.0.1", "-p"])
             .arg(f.cluster.port().to_string())
-            .args(["-U", database(env), "-d", database(env)])
+            .args(["-U", Envs::database(env), "-d", Envs::database(env)])
             .env_clear()
-            .env("PGPASSWORD", f.password(env))
+            .env("PGPASSWORD", f.envs.password(env))
             .env("PGAPPNAME", Self::APPLICATION)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -384,9 +177,9 @@ impl Drop for FakeRuntime {
 
 #[test]
 fn hard_reset_refuses_without_a_terminal() {
-    let f = Fixture::new();
+    let f = fixture();
     let out = f
-        .run_without_terminal("dev", &["--stop-command", "true"])
+        .hard_reset("dev", &["--stop-command", "true"])
         .stdin("dreichor_dev\n")
         .run();
     out.assert_code(2);
@@ -396,7 +189,7 @@ fn hard_reset_refuses_without_a_terminal() {
 
 #[test]
 fn hard_reset_refuses_when_ci_is_set_even_with_a_terminal() {
-    let f = Fixture::new();
+    let f = fixture();
     let out = f
         .spawn("dev", &["--stop-command", "true"], &[("CI", "1")])
         .finish();
@@ -408,7 +201,7 @@ fn hard_reset_refuses_when_ci_is_set_even_with_a_terminal() {
 
 #[test]
 fn hard_reset_refuses_inside_github_actions() {
-    let f = Fixture::new();
+    let f = fixture();
     let out = f
         .spawn(
             "dev",
@@ -424,8 +217,8 @@ fn hard_reset_refuses_inside_github_actions() {
 
 #[test]
 fn hard_reset_aborts_when_the_database_name_is_mistyped() {
-    let f = Fixture::new();
-    let marker = f.dir.path().join("stopped");
+    let f = fixture();
+    let marker = f.dir().join("stopped");
     let stop = format!("touch {}", marker.display());
     let mut pty = f.spawn("dev", &["--stop-command", &stop], &[]);
     pty.expect("THIS DESTROYS the database dreichor_dev");
@@ -443,7 +236,7 @@ fn hard_reset_aborts_when_the_database_name_is_mistyped() {
 
 #[test]
 fn hard_reset_of_prod_aborts_on_a_wrong_phrase() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut pty = f.spawn("prod", &["--stop-command", "true", "--no-backup"], &[]);
     pty.expect("Type the database name (dreichor_prod) to confirm");
     pty.answer("dreichor_prod");
@@ -458,7 +251,7 @@ fn hard_reset_of_prod_aborts_on_a_wrong_phrase() {
 
 #[test]
 fn hard_reset_of_prod_requires_a_backup_decision() {
-    let f = Fixture::new();
+    let f = fixture();
     let out = f.spawn("prod", &["--stop-command", "true"], &[]).finish();
     out.assert_code(2)
         .assert_contains("--backup FILE")
@@ -469,7 +262,7 @@ fn hard_reset_of_prod_requires_a_backup_decision() {
 
 #[test]
 fn hard_reset_refuses_to_overwrite_an_existing_backup() {
-    let f = Fixture::new();
+    let f = fixture();
     let backups = tempfile::tempdir().expect("temp dir");
     let file = backups.path().join("old.dump");
     std::fs::write(&file, "an older backup").expect("write");
@@ -489,7 +282,7 @@ fn hard_reset_refuses_to_overwrite_an_existing_backup() {
 
 #[test]
 fn hard_reset_refuses_an_admin_url_on_another_port() {
-    let f = Fixture::new();
+    let f = fixture();
     let other_port = f.cluster.admin_url().replace(
         &format!(":{}/", f.cluster.port()),
         &format!(":{}/", f.cluster.port().wrapping_add(1).max(1)),
@@ -509,7 +302,7 @@ fn hard_reset_refuses_an_admin_url_on_another_port() {
 
 #[test]
 fn hard_reset_aborts_with_nothing_dropped_when_the_stop_command_fails() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut pty = f.spawn("dev", &["--stop-command", "false"], &[]);
     pty.expect("Type the database name (dreichor_dev) to confirm");
     pty.answer("dreichor_dev");
@@ -524,8 +317,8 @@ fn hard_reset_aborts_with_nothing_dropped_when_the_stop_command_fails() {
 
 #[test]
 fn hard_reset_keeps_everything_when_connected_sessions_are_not_terminated() {
-    let f = Fixture::new();
-    let mut held = f.connect_as("dev", "held-by-the-test");
+    let f = fixture();
+    let mut held = f.connect_as_dev("held-by-the-test");
     let mut pty = f.spawn("dev", &["--stop-command", "true"], &[]);
     pty.expect("application \"held-by-the-test\"");
     pty.expect("Type the database name (dreichor_dev) to confirm");
@@ -546,8 +339,8 @@ fn hard_reset_keeps_everything_when_connected_sessions_are_not_terminated() {
 
 #[test]
 fn hard_reset_terminates_connected_sessions_after_yes_and_resets() {
-    let f = Fixture::new();
-    let mut held = f.connect_as("dev", "held-by-the-test");
+    let f = fixture();
+    let mut held = f.connect_as_dev("held-by-the-test");
     let mut pty = f.spawn("dev", &["--stop-command", "true"], &[]);
     pty.expect("Type the database name (dreichor_dev) to confirm");
     pty.answer("dreichor_dev");
@@ -559,12 +352,12 @@ fn hard_reset_terminates_connected_sessions_after_yes_and_resets() {
         .assert_contains("step 7/7: summary");
     assert!(held.simple_query("SELECT 1").is_err(), "still connected");
     assert!(!f.sentinel_present("dev"));
-    assert_eq!(f.versions("dev"), ["001_init", "002_add_note"]);
+    assert_eq!(f.versions_in("dev"), ["001_init", "002_add_note"]);
 }
 
 #[test]
 fn hard_reset_of_dev_stops_the_runtime_and_recreates_the_same_database() {
-    let f = Fixture::new();
+    let f = fixture();
     // Properties a careless DROP/CREATE would lose.
     f.cluster.sql(
         "postgres",
@@ -591,37 +384,31 @@ fn hard_reset_of_dev_stops_the_runtime_and_recreates_the_same_database() {
     pty.answer("dreichor_dev");
     let out = pty.finish();
     out.assert_code(0);
-    let mut at = 0;
-    for needle in [
-        "step 1/7: running the stop command",
-        "stopping the runtime",
-        "step 2/7",
-        "no other session is connected to dreichor_dev",
-        "step 3/7: backup: skipped",
-        "step 4/7",
-        "dropped dreichor_dev",
-        "step 5/7",
-        "step 6/7",
-        "applied  001_init",
-        "applied  002_add_note",
-        "step 7/7: summary",
-        "migrations applied: 2 (001_init, 002_add_note)",
-        "the runtime was not restarted: start it yourself when ready",
-    ] {
-        match out.transcript[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => panic!(
-                "{needle:?} missing or out of order\n--- transcript ---\n{}",
-                out.transcript
-            ),
-        }
-    }
+    assert_in_order(
+        &out.transcript,
+        &[
+            "step 1/7: running the stop command",
+            "stopping the runtime",
+            "step 2/7",
+            "no other session is connected to dreichor_dev",
+            "step 3/7: backup: skipped",
+            "step 4/7",
+            "dropped dreichor_dev",
+            "step 5/7",
+            "step 6/7",
+            "applied  001_init",
+            "applied  002_add_note",
+            "step 7/7: summary",
+            "migrations applied: 2 (001_init, 002_add_note)",
+            "the runtime was not restarted: start it yourself when ready",
+        ],
+    );
     out.assert_lacks("Type yes");
 
     assert_ne!(f.oid("dev"), oid_before, "the database was not dropped");
     assert!(!f.sentinel_present("dev"));
     assert_eq!(
-        f.versions("dev"),
+        f.versions_in("dev"),
         MIGRATIONS
             .iter()
             .map(|(name, _)| name.trim_end_matches(".sql"))
@@ -632,14 +419,14 @@ fn hard_reset_of_dev_stops_the_runtime_and_recreates_the_same_database() {
     assert!(f.sentinel_present("prod"), "prod was touched");
     assert_eq!(f.sessions_of("dev", FakeRuntime::APPLICATION), 0);
     // The environment's role works in its new database as before.
-    f.connect_as("dev", "after-the-reset")
+    f.connect_as_dev("after-the-reset")
         .simple_query("INSERT INTO public.ledger (id, note) VALUES (1, 'x')")
         .expect("the dev role can use its new database");
 }
 
 #[test]
 fn hard_reset_of_prod_takes_a_verified_backup_first() {
-    let f = Fixture::new();
+    let f = fixture();
     let backups = tempfile::tempdir().expect("temp dir");
     let backup = backups.path().join("prod.dump");
     let mut pty = f.spawn(
@@ -662,7 +449,7 @@ fn hard_reset_of_prod_takes_a_verified_backup_first() {
         .assert_contains("backup verified: pg_restore -l lists")
         .assert_contains("backup: ");
     assert!(!f.sentinel_present("prod"));
-    assert_eq!(f.versions("prod"), ["001_init", "002_add_note"]);
+    assert_eq!(f.versions_in("prod"), ["001_init", "002_add_note"]);
 
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&backup)
@@ -690,10 +477,10 @@ fn hard_reset_of_prod_takes_a_verified_backup_first() {
 #[should_panic(expected = "password leaked")]
 fn pty_transcripts_are_checked_for_leaked_passwords() {
     let password = secrets::sentinel_password();
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(format!("printf 'oops: %s\\n' '{password}'"))
-        .env_clear();
-    Pty::spawn(command).finish();
+    Pty::spawn(
+        Run::new("sh")
+            .arg("-c")
+            .arg(format!("printf 'oops: %s\\n' '{password}'")),
+    )
+    .finish();
 }

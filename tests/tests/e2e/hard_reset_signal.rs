@@ -7,20 +7,14 @@
 //! exit 1 saying that it was interrupted. Before the drop nothing has changed, and Ctrl-C ends
 //! it as always.
 //!
-//! The pseudo-terminal helpers of `hard_reset` are private to that file; this one keeps the
-//! few it needs. The signal goes to the tool's process only (`kill -INT PID`), as the terminal
-//! would send it to the foreground process group the tool leads.
+//! The pseudo-terminal runner is the harness's [`Pty`]. The signal goes to the tool's process
+//! only (`kill -INT PID`), as the terminal would send it to the foreground process group the
+//! tool leads.
 
-use std::process::Command;
+use rexpect::process::Signal;
 
-use rexpect::process::{Signal, WaitStatus};
-use rexpect::session::PtySession;
-
-use crate::support::cluster::Envs;
-use crate::support::{secrets, Cluster, Tool};
-
-/// Bounds every wait for output, and the whole run after the signal.
-const PTY_TIMEOUT_MS: u64 = 60_000;
+use crate::support::pty::assert_in_order;
+use crate::support::{Project, Pty, PtyOutcome, Tool};
 
 /// The migrations. The second one sleeps, so that step 6 is still running when the signal
 /// arrives, and one more follows it, so that holding the signal visibly lets step 6 finish.
@@ -36,48 +30,36 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A cluster of its own (the database must be named `dreichor_dev`), migrated, with a sentinel
-/// row that only a reset removes.
-struct Fixture {
-    cluster: Cluster,
-    envs: Envs,
-    dir: tempfile::TempDir,
+/// A [`Project`] (the database must be named `dreichor_dev`) with [`MIGRATIONS`] applied, and
+/// a sentinel row that only a reset removes.
+fn fixture() -> Project {
+    let f = Project::start();
+    for (name, sql) in MIGRATIONS {
+        f.write(name, sql);
+    }
+    f.tool(Tool::Migrate, &[]).run().assert_code(0);
+    f.sql(
+        "SET ROLE dreichor_dev; CREATE TABLE public.sentinel (id int); INSERT INTO public.sentinel VALUES (42);",
+    );
+    assert!(f.sentinel_present());
+    f
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let cluster = Cluster::start();
-        let envs = cluster.provision_envs();
-        let dir = tempfile::tempdir().expect("temp dir");
-        for (name, sql) in MIGRATIONS {
-            std::fs::write(dir.path().join(name), sql).expect("write migration");
-        }
-        Tool::Migrate
-            .cmd()
-            .env("DATABASE_URL", &envs.dev_url)
-            .args(["--env", "dev", "--dir"])
-            .arg(dir.path())
-            .run()
-            .assert_code(0);
-        cluster.sql(
-            "dreichor_dev",
-            "SET ROLE dreichor_dev; CREATE TABLE public.sentinel (id int); INSERT INTO public.sentinel VALUES (42);",
-        );
-        let f = Fixture { cluster, envs, dir };
-        assert!(f.sentinel_present());
-        f
-    }
-
-    fn sentinel_present(&self) -> bool {
-        self.cluster.query_strings(
-            "dreichor_dev",
-            "SELECT to_regclass('public.sentinel') IS NOT NULL",
-        )[0][0]
-            .as_deref()
-            == Some("t")
-    }
-
+/// What the cases below look at and run.
+trait SignalCases {
+    /// Whether the sentinel table is still in `dreichor_dev`.
+    fn sentinel_present(&self) -> bool;
     /// The database's oid: a new one means it was dropped and created again.
+    fn oid(&self) -> Option<String>;
+    /// `hard-reset --env dev` with a stop command that succeeds, in a pseudo-terminal.
+    fn spawn(&self) -> Pty;
+}
+
+impl SignalCases for Project {
+    fn sentinel_present(&self) -> bool {
+        self.table_exists("sentinel")
+    }
+
     fn oid(&self) -> Option<String> {
         self.cluster
             .query_strings(
@@ -88,132 +70,14 @@ impl Fixture {
             .and_then(|row| row[0].clone())
     }
 
-    fn versions(&self) -> Vec<String> {
-        self.cluster
-            .query_strings(
-                "dreichor_dev",
-                "SELECT version FROM public.dreichor_schema_migrations ORDER BY version",
-            )
-            .into_iter()
-            .map(|r| r[0].clone().unwrap_or_default())
-            .collect()
-    }
-
-    /// `hard-reset --env dev` with a stop command that succeeds, in a pseudo-terminal, with a
-    /// cleared environment plus the two URLs and `PG_BIN`.
     fn spawn(&self) -> Pty {
-        let mut command = Command::new(Tool::HardReset.path());
-        command
-            .args(["--env", "dev", "--dir"])
-            .arg(self.dir.path())
-            .args(["--stop-command", "true"])
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("LANG", "C.UTF-8")
-            .env("TERM", "xterm")
-            .env("DATABASE_URL", &self.envs.dev_url)
-            .env("DREICHOR_ADMIN_DATABASE_URL", self.cluster.admin_url())
-            .env(
-                "PG_BIN",
-                self.cluster.bin("pg_dump").parent().expect("a directory"),
-            );
-        let session = rexpect::session::spawn_command(command, Some(PTY_TIMEOUT_MS))
-            .expect("starting hard-reset in a pseudo-terminal");
-        Pty {
-            session,
-            transcript: String::new(),
-        }
-    }
-}
-
-/// A run in a pseudo-terminal; everything read is kept for the leak check and for messages.
-struct Pty {
-    session: PtySession,
-    transcript: String,
-}
-
-impl Pty {
-    #[track_caller]
-    fn expect(&mut self, needle: &str) {
-        match self.session.exp_string(needle) {
-            Ok(before) => {
-                self.transcript.push_str(&before);
-                self.transcript.push_str(needle);
-            }
-            Err(e) => panic!(
-                "waiting for {needle:?}: {}\n--- transcript so far ---\n{}",
-                secrets::redact(&e.to_string()),
-                secrets::redact(&self.transcript)
-            ),
-        }
-    }
-
-    fn answer(&mut self, line: &str) {
-        self.session.send_line(line).expect("typing an answer");
-    }
-
-    /// What Ctrl-C does: SIGINT to the tool.
-    fn interrupt(&mut self) {
-        self.send(Signal::SIGINT);
-    }
-
-    /// Sends `signal` to the tool.
-    fn send(&mut self, signal: Signal) {
-        self.session
-            .process_mut()
-            .signal(signal)
-            .expect("sending a signal to hard-reset");
-    }
-
-    /// Reads to the end and returns the exit code (128 + N when killed by signal N) and the
-    /// transcript, after checking it for passwords.
-    fn finish(mut self) -> (i32, String) {
-        match self.session.exp_eof() {
-            Ok(rest) => self.transcript.push_str(&rest),
-            Err(e) => panic!(
-                "waiting for the end of output: {}\n--- transcript so far ---\n{}",
-                secrets::redact(&e.to_string()),
-                secrets::redact(&self.transcript)
-            ),
-        }
-        let code = match self
-            .session
-            .process()
-            .wait()
-            .expect("waiting for hard-reset")
-        {
-            WaitStatus::Exited(_, code) => code,
-            WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
-            other => panic!("unexpected wait status {other:?}"),
-        };
-        if let Err(leak) = secrets::check_no_secrets(&self.transcript) {
-            panic!(
-                "{leak}\n--- transcript (redacted) ---\n{}",
-                secrets::redact(&self.transcript)
-            );
-        }
-        (code, self.transcript.replace("\r\n", "\n"))
-    }
-}
-
-/// Panics unless every needle is in `transcript`, in this order.
-#[track_caller]
-fn assert_in_order(transcript: &str, needles: &[&str]) {
-    let mut at = 0;
-    for needle in needles {
-        match transcript[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => panic!("{needle:?} missing or out of order\n--- transcript ---\n{transcript}"),
-        }
+        Pty::spawn(self.hard_reset("dev", &["--stop-command", "true"]))
     }
 }
 
 #[test]
 fn hard_reset_holds_ctrl_c_until_the_database_is_recreated_and_migrated() {
-    let f = Fixture::new();
+    let f = fixture();
     let oid_before = f.oid();
     let mut pty = f.spawn();
     pty.expect("Type the database name (dreichor_dev) to confirm");
@@ -221,7 +85,7 @@ fn hard_reset_holds_ctrl_c_until_the_database_is_recreated_and_migrated() {
     pty.expect("step 6/7");
     // The slow migration is ahead: the signal arrives while step 6 runs.
     pty.interrupt();
-    let (code, transcript) = pty.finish();
+    let PtyOutcome { code, transcript } = pty.finish();
     assert_eq!(code, 1, "--- transcript ---\n{transcript}");
     assert_in_order(
         &transcript,
@@ -251,13 +115,13 @@ fn hard_reset_holds_ctrl_c_until_the_database_is_recreated_and_migrated() {
 
 #[test]
 fn a_dropped_terminal_sighup_does_not_stop_the_reset_halfway() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut pty = f.spawn();
     pty.expect("Type the database name (dreichor_dev) to confirm");
     pty.answer("dreichor_dev");
     pty.expect("step 6/7");
     pty.send(Signal::SIGHUP);
-    let (code, transcript) = pty.finish();
+    let PtyOutcome { code, transcript } = pty.finish();
     assert_eq!(code, 1, "--- transcript ---\n{transcript}");
     assert_in_order(
         &transcript,
@@ -273,12 +137,12 @@ fn a_dropped_terminal_sighup_does_not_stop_the_reset_halfway() {
 
 #[test]
 fn ctrl_c_before_the_drop_ends_hard_reset_with_nothing_changed() {
-    let f = Fixture::new();
+    let f = fixture();
     let oid_before = f.oid();
     let mut pty = f.spawn();
     pty.expect("Type the database name (dreichor_dev) to confirm");
     pty.interrupt();
-    let (code, transcript) = pty.finish();
+    let PtyOutcome { code, transcript } = pty.finish();
     assert_eq!(
         code,
         128 + Signal::SIGINT as i32,

@@ -9,18 +9,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::NoTls;
 
-use crate::support::cluster::describe_error;
+use crate::support::cluster::{connect, describe_error};
 use crate::support::secrets::{self, check_no_secrets, percent_encode};
 use crate::support::{Cluster, Outcome, Run, Tool};
 
-/// Connects with a URL the way the tools will, returning the error for refusal tests.
-fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse().expect("the harness builds valid URLs");
-    config.connect_timeout(Duration::from_secs(10));
-    config.connect(NoTls)
-}
+/// How the logins of these cases name their sessions.
+const APPLICATION: &str = "dreichor-test-harness";
 
 /// The one value of a one-row, one-column query, as text.
 fn scalar(client: &mut postgres::Client, sql: &str) -> String {
@@ -53,7 +48,8 @@ fn cluster_accepts_password_login_over_tcp_v4() {
     let password = cluster.create_role(&role, "");
     assert!(password.contains(secrets::URL_SPECIAL_TAIL));
     let url = cluster.url_for(&role, &password, "127.0.0.1", "postgres");
-    let mut client = connect(&url).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
+    let mut client =
+        connect(&url, APPLICATION).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
     assert_eq!(scalar(&mut client, "SELECT current_user"), role);
 
     // Stored as SCRAM, so the login above really was a password exchange.
@@ -64,8 +60,8 @@ fn cluster_accepts_password_login_over_tcp_v4() {
     assert_eq!(stored[0][0].as_deref(), Some("SCRAM-SHA-256$"));
 
     // And the superuser through its URL, with `localhost`.
-    let mut via_url =
-        connect(&cluster.admin_url()).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
+    let mut via_url = connect(&cluster.admin_url(), APPLICATION)
+        .unwrap_or_else(|e| panic!("{}", describe_error(&e)));
     assert_eq!(scalar(&mut via_url, "SELECT current_user"), "postgres");
 }
 
@@ -82,7 +78,8 @@ fn cluster_accepts_password_login_over_tcp_v6() {
     let role = format!("r_{}", secrets::random_hex(4));
     let password = cluster.create_role(&role, "");
     let url = cluster.url_for(&role, &password, "[::1]", "postgres");
-    let mut client = connect(&url).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
+    let mut client =
+        connect(&url, APPLICATION).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
     assert_eq!(
         scalar(&mut client, "SELECT host(inet_client_addr())"),
         "::1"
@@ -99,7 +96,7 @@ fn cluster_refuses_a_wrong_password() {
         (role.as_str(), password.replace('@', "")),
     ] {
         let url = cluster.url_for(user, &wrong, "127.0.0.1", "postgres");
-        let error = connect(&url)
+        let error = connect(&url, APPLICATION)
             .err()
             .expect("a wrong password must be refused");
         assert_eq!(
@@ -130,13 +127,19 @@ fn provisioned_roles_cannot_connect_to_the_other_environment() {
             "dreichor_dev",
         ),
     ] {
-        let mut client = connect(&cluster.url_for(user, password, "localhost", own))
-            .unwrap_or_else(|e| panic!("{user} into {own}: {}", describe_error(&e)));
+        let mut client = connect(
+            &cluster.url_for(user, password, "localhost", own),
+            APPLICATION,
+        )
+        .unwrap_or_else(|e| panic!("{user} into {own}: {}", describe_error(&e)));
         assert_eq!(scalar(&mut client, "SELECT current_database()"), own);
 
-        let error = connect(&cluster.url_for(user, password, "localhost", other))
-            .err()
-            .unwrap_or_else(|| panic!("{user} must not connect to {other}"));
+        let error = connect(
+            &cluster.url_for(user, password, "localhost", other),
+            APPLICATION,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{user} must not connect to {other}"));
         assert_eq!(
             error.code(),
             Some(&SqlState::INSUFFICIENT_PRIVILEGE),
@@ -152,7 +155,7 @@ fn provisioned_roles_cannot_connect_to_the_other_environment() {
 
     // The URLs handed to the tools work as they are.
     for url in [&envs.dev_url, &envs.prod_url] {
-        connect(url).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
+        connect(url, APPLICATION).unwrap_or_else(|e| panic!("{}", describe_error(&e)));
     }
 }
 

@@ -1,70 +1,32 @@
 //! `migrate` end to end: applying, atomicity, drift, concurrency, crashes, timeouts, exit
 //! codes, against a throwaway cluster per case (the database must be named `dreichor_dev`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::cluster::Envs;
-use crate::support::{Cluster, Outcome, Run, Tool};
+use crate::support::{Outcome, Project, Run, Tool};
 
-/// A cluster with both environments provisioned and an empty migrations directory.
-struct Fixture {
-    cluster: Cluster,
-    envs: Envs,
-    dir: tempfile::TempDir,
+/// `migrate` runs and reads the cases below make on a [`Project`].
+trait MigrateCases {
+    /// `migrate ARGS... --env dev --dir DIR` as the dev role, not yet run.
+    fn cmd(&self, args: &[&str]) -> Run;
+    /// The same, run.
+    fn migrate(&self, args: &[&str]) -> Outcome;
+    /// The one value of `sql` in `dreichor_dev` ("" for NULL or no row).
+    fn one(&self, sql: &str) -> String;
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let cluster = Cluster::start();
-        let envs = cluster.provision_envs();
-        let dir = tempfile::tempdir().expect("temp dir");
-        Fixture { cluster, envs, dir }
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, sql: &str) {
-        std::fs::write(self.dir().join(name), sql).expect("write migration");
-    }
-
-    /// `migrate` as the dev role, with `--env dev --dir <dir>` after `args`.
+impl MigrateCases for Project {
     fn cmd(&self, args: &[&str]) -> Run {
-        Tool::Migrate
-            .cmd()
-            .env("DATABASE_URL", &self.envs.dev_url)
-            .args(args)
-            .args(["--env", "dev", "--dir"])
-            .arg(self.dir())
+        self.tool(Tool::Migrate, args)
     }
 
     fn migrate(&self, args: &[&str]) -> Outcome {
         self.cmd(args).run()
     }
 
-    /// Query dreichor_dev as the superuser.
-    fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        self.cluster.query_strings("dreichor_dev", sql)
-    }
-
     fn one(&self, sql: &str) -> String {
-        self.query(sql)[0][0].clone().unwrap_or_default()
-    }
-
-    fn versions(&self) -> Vec<String> {
-        if self.one("SELECT to_regclass('public.dreichor_schema_migrations') IS NOT NULL") != "t" {
-            return Vec::new();
-        }
-        self.query("SELECT version FROM public.dreichor_schema_migrations ORDER BY version")
-            .into_iter()
-            .map(|r| r[0].clone().unwrap_or_default())
-            .collect()
-    }
-
-    fn table_exists(&self, name: &str) -> bool {
-        self.one(&format!("SELECT to_regclass('public.{name}') IS NOT NULL")) == "t"
+        self.scalar(sql).unwrap_or_default()
     }
 }
 
@@ -74,7 +36,7 @@ fn lines_of(outcome: &Outcome) -> String {
 
 #[test]
 fn applies_in_order_records_checksums_and_a_rerun_is_a_no_op() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write(
         "002_b.sql",
@@ -114,7 +76,7 @@ fn applies_in_order_records_checksums_and_a_rerun_is_a_no_op() {
 
 #[test]
 fn a_failing_file_is_rolled_back_earlier_files_stay_and_the_line_is_reported() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write(
         "002_b.sql",
@@ -137,7 +99,7 @@ fn a_failing_file_is_rolled_back_earlier_files_stay_and_the_line_is_reported() {
 
 #[test]
 fn an_error_without_position_is_located_by_its_statement() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write(
         "001_a.sql",
         "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n\n-- duplicate\nINSERT INTO a VALUES (1);\n",
@@ -157,7 +119,7 @@ fn an_error_without_position_is_located_by_its_statement() {
 
 #[test]
 fn every_kind_of_drift_refuses_and_applies_nothing() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write("003_c.sql", "CREATE TABLE c (id int);\n");
     f.migrate(&[]).assert_code(0);
@@ -189,8 +151,8 @@ fn every_kind_of_drift_refuses_and_applies_nothing() {
 
     // A deleted file.
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
-    std::fs::remove_file(f.dir().join("002_b.sql")).unwrap();
-    std::fs::remove_file(f.dir().join("003_c.sql")).unwrap();
+    f.remove("002_b.sql");
+    f.remove("003_c.sql");
     let out = f.migrate(&[]);
     out.assert_code(1);
     assert!(
@@ -204,7 +166,7 @@ fn every_kind_of_drift_refuses_and_applies_nothing() {
 
 #[test]
 fn line_ending_and_byte_order_mark_changes_are_not_drift() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write(
         "001_a.sql",
         "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n",
@@ -215,23 +177,17 @@ fn line_ending_and_byte_order_mark_changes_are_not_drift() {
         "\u{feff}CREATE TABLE a (id int);\r\nCREATE TABLE b (id int);\r\n",
     );
     f.migrate(&[]).assert_code(0);
-    Tool::SchemaCheck
-        .cmd()
-        .env("DATABASE_URL", &f.envs.dev_url)
-        .args(["--env", "dev", "--dir"])
-        .arg(f.dir())
-        .run()
-        .assert_code(0);
+    f.tool(Tool::SchemaCheck, &[]).run().assert_code(0);
 }
 
 #[test]
 fn six_concurrent_runners_apply_every_file_exactly_once() {
-    let f = Fixture::new();
+    let f = Project::start();
     for i in 1..=20 {
         // A non-idempotent file: running it twice would fail on the duplicate table.
         f.write(
             &format!("{i:03}_t{i}.sql"),
-            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+            format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
         );
     }
     let runners: Vec<_> = (0..6).map(|_| f.cmd(&[]).spawn()).collect();
@@ -261,7 +217,7 @@ fn six_concurrent_runners_apply_every_file_exactly_once() {
 
 #[test]
 fn runners_waiting_for_the_lock_do_not_deadlock_create_index_concurrently() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write(
         "001_t.sql",
         "CREATE TABLE t (id int, v text);\nINSERT INTO t SELECT g, g::text FROM generate_series(1, 20000) g;\n",
@@ -290,17 +246,9 @@ fn runners_waiting_for_the_lock_do_not_deadlock_create_index_concurrently() {
 
 #[test]
 fn a_held_lock_makes_the_runner_give_up_in_time_naming_the_holder() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
-    let mut holder = postgres::Config::new()
-        .host("127.0.0.1")
-        .port(f.cluster.port())
-        .user("dreichor_dev")
-        .password(&f.envs.dev_password)
-        .dbname("dreichor_dev")
-        .application_name("stuck-operator")
-        .connect(postgres::NoTls)
-        .unwrap();
+    let mut holder = f.connect_as_dev("stuck-operator");
     let pid = holder
         .query_one(
             "SELECT pg_backend_pid()::text, pg_advisory_lock($1)::text",
@@ -323,11 +271,11 @@ fn a_held_lock_makes_the_runner_give_up_in_time_naming_the_holder() {
 
 #[test]
 fn kill_9_at_random_moments_never_leaves_a_file_half_applied() {
-    let f = Fixture::new();
+    let f = Project::start();
     for i in 1..=12 {
         f.write(
             &format!("{i:03}_t{i}.sql"),
-            &format!(
+            format!(
                 "CREATE TABLE t{i} (id int);\nINSERT INTO t{i} SELECT generate_series(1, 1000);\nSELECT pg_sleep(0.05);\nCREATE INDEX t{i}_id ON t{i} (id);\n"
             ),
         );
@@ -351,7 +299,7 @@ fn kill_9_at_random_moments_never_leaves_a_file_half_applied() {
 }
 
 /// Every table exists iff its version is recorded, with all its rows and its index.
-fn assert_consistent(f: &Fixture, round: usize) {
+fn assert_consistent(f: &Project, round: usize) {
     // The server received the killed runner's last message whole, so its backend may still
     // be running (and then commit) that file: wait until it is gone, so that the two reads
     // below see one state. Either way each commit is atomic.
@@ -383,7 +331,7 @@ fn assert_consistent(f: &Fixture, round: usize) {
 
 #[test]
 fn a_backend_terminated_mid_file_leaves_it_unapplied() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write(
         "002_slow.sql",
@@ -406,7 +354,7 @@ fn a_backend_terminated_mid_file_leaves_it_unapplied() {
 
 #[test]
 fn a_no_transaction_file_runs_statement_by_statement() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_t.sql", "CREATE TABLE t (id int, v text);\n");
     f.write(
         "002_index.sql",
@@ -419,7 +367,7 @@ fn a_no_transaction_file_runs_statement_by_statement() {
 
 #[test]
 fn a_failing_no_transaction_file_says_what_ran_and_records_nothing() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write(
         "001_t.sql",
         "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n",
@@ -443,7 +391,7 @@ fn a_failing_no_transaction_file_says_what_ran_and_records_nothing() {
 
 #[test]
 fn a_concurrent_index_in_a_transactional_file_gets_a_hint() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write(
         "001_t.sql",
         "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
@@ -461,7 +409,7 @@ fn a_concurrent_index_in_a_transactional_file_gets_a_hint() {
 
 #[test]
 fn lock_timeout_rolls_back_and_retries_until_the_lock_is_free() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_t.sql", "CREATE TABLE t (id int);\n");
     f.migrate(&[]).assert_code(0);
     f.write("002_alter.sql", "ALTER TABLE t ADD COLUMN v text;\n");
@@ -486,7 +434,7 @@ fn lock_timeout_rolls_back_and_retries_until_the_lock_is_free() {
 
 #[test]
 fn statement_timeout_stops_a_long_statement() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_slow.sql", "SELECT pg_sleep(5);\n");
     let started = Instant::now();
     let out = f.migrate(&["--statement-timeout", "1"]);
@@ -498,7 +446,7 @@ fn statement_timeout_stops_a_long_statement() {
 
 #[test]
 fn dry_run_changes_nothing_not_even_the_tracking_table() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write("002_b.sql", "CREATE TABLE b (id int);\n");
     let out = f.migrate(&["--dry-run"]);
@@ -521,7 +469,7 @@ fn dry_run_changes_nothing_not_even_the_tracking_table() {
 
 #[test]
 fn status_shows_every_state_and_json_is_one_document() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write("003_c.sql", "CREATE TABLE c (id int);\n");
     f.migrate(&[]).assert_code(0);
@@ -550,7 +498,7 @@ fn status_shows_every_state_and_json_is_one_document() {
 
 #[test]
 fn json_output_is_one_document_on_failure_too() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "SELECT * FROM nope;\n");
     let out = f.migrate(&["--format", "json"]);
     out.assert_code(1);
@@ -562,12 +510,11 @@ fn json_output_is_one_document_on_failure_too() {
 
 #[test]
 fn a_two_column_tracking_table_is_upgraded_in_place() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write("002_b.sql", "CREATE TABLE b (id int);\n");
     // As an earlier runner following the design document would have left it.
-    f.cluster.sql(
-        "dreichor_dev",
+    f.sql(
         "CREATE TABLE public.dreichor_schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());\
          ALTER TABLE public.dreichor_schema_migrations OWNER TO dreichor_dev;\
          CREATE TABLE a (id int); ALTER TABLE a OWNER TO dreichor_dev;\
@@ -594,10 +541,9 @@ fn a_two_column_tracking_table_is_upgraded_in_place() {
 
 #[test]
 fn search_path_does_not_decide_which_tracking_table_is_used() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE public.a (id int);\n");
-    f.cluster.sql(
-        "dreichor_dev",
+    f.sql(
         "CREATE SCHEMA decoy AUTHORIZATION dreichor_dev;\
          CREATE TABLE decoy.dreichor_schema_migrations (version text PRIMARY KEY, applied_at timestamptz, checksum text);\
          INSERT INTO decoy.dreichor_schema_migrations VALUES ('001_a', now(), 'bogus');\
@@ -610,7 +556,7 @@ fn search_path_does_not_decide_which_tracking_table_is_used() {
 
 #[test]
 fn it_refuses_inside_github_actions_touching_nothing() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     let out = f.cmd(&[]).env("GITHUB_ACTIONS", "true").run();
     out.assert_code(2);
@@ -621,7 +567,7 @@ fn it_refuses_inside_github_actions_touching_nothing() {
 
 #[test]
 fn an_invalid_directory_touches_nothing() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write("002_b.sql", "COMMIT;\n");
     f.write("3_c.sql", "SELECT 1;\n");
@@ -646,7 +592,7 @@ fn an_invalid_directory_touches_nothing() {
 
 #[test]
 fn an_unreachable_server_and_a_wrong_password_exit_3() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "SELECT 1;\n");
     let wrong = f.cluster.url_for(
         "dreichor_dev",
@@ -655,12 +601,7 @@ fn an_unreachable_server_and_a_wrong_password_exit_3() {
         "dreichor_dev",
     );
     crate::support::secrets::register("Sntnl-wrong-password");
-    let out = Tool::Migrate
-        .cmd()
-        .env("DATABASE_URL", &wrong)
-        .args(["--env", "dev", "--dir"])
-        .arg(f.dir())
-        .run();
+    let out = f.cmd(&[]).env("DATABASE_URL", &wrong).run();
     out.assert_code(3);
     assert!(out.stderr.contains("28P01"), "{}", out.stderr);
 
@@ -677,7 +618,7 @@ fn an_unreachable_server_and_a_wrong_password_exit_3() {
 
 #[test]
 fn a_superuser_or_a_role_that_reaches_the_other_environment_exits_2() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     let su = f.cluster.url_for(
         "postgres",
@@ -685,12 +626,7 @@ fn a_superuser_or_a_role_that_reaches_the_other_environment_exits_2() {
         "localhost",
         "dreichor_dev",
     );
-    let out = Tool::Migrate
-        .cmd()
-        .env("DATABASE_URL", &su)
-        .args(["--env", "dev", "--dir"])
-        .arg(f.dir())
-        .run();
+    let out = f.cmd(&[]).env("DATABASE_URL", &su).run();
     out.assert_code(2);
     assert!(out.stderr.contains("superuser"), "{}", out.stderr);
 
@@ -710,14 +646,9 @@ fn a_superuser_or_a_role_that_reaches_the_other_environment_exits_2() {
 
 #[test]
 fn a_url_for_the_other_environment_exits_2_before_connecting() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "SELECT 1;\n");
-    let out = Tool::Migrate
-        .cmd()
-        .env("DATABASE_URL", &f.envs.prod_url)
-        .args(["--env", "dev", "--dir"])
-        .arg(f.dir())
-        .run();
+    let out = f.cmd(&[]).env("DATABASE_URL", &f.envs.prod_url).run();
     out.assert_code(2);
     assert!(out.stderr.contains("dreichor_dev"), "{}", out.stderr);
     let out = f.cmd(&[]).env("DREICHOR_ENV", "prod").run();
@@ -726,7 +657,7 @@ fn a_url_for_the_other_environment_exits_2_before_connecting() {
 
 #[test]
 fn migrate_sh_applies_the_shipped_migrations_from_any_directory() {
-    let f = Fixture::new();
+    let f = Project::start();
     let script: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
@@ -770,7 +701,7 @@ fn migrate_sh_applies_the_shipped_migrations_from_any_directory() {
 
 #[test]
 fn a_decoy_operator_on_the_roles_search_path_does_not_hide_connect_on_the_other_environment() {
-    let f = Fixture::new();
+    let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.cluster.sql(
         "postgres",
@@ -778,23 +709,7 @@ fn a_decoy_operator_on_the_roles_search_path_does_not_hide_connect_on_the_other_
     );
     // Within the role's own rights: a schema in its database, an operator that says "never
     // equal", and its own search_path with the decoy ahead of pg_catalog.
-    let mut client = postgres::Config::new()
-        .host("127.0.0.1")
-        .port(f.cluster.port())
-        .user("dreichor_dev")
-        .password(&f.envs.dev_password)
-        .dbname("dreichor_dev")
-        .connect(postgres::NoTls)
-        .unwrap();
-    client
-        .batch_execute(
-            "CREATE SCHEMA decoy;\
-             CREATE FUNCTION decoy.never(name, name) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT false $$;\
-             CREATE OPERATOR decoy.= (LEFTARG = name, RIGHTARG = name, FUNCTION = decoy.never);\
-             ALTER ROLE CURRENT_USER SET search_path = decoy, pg_catalog, public;",
-        )
-        .unwrap();
-    drop(client);
+    f.plant_decoy_operator();
     let out = f.migrate(&[]);
     out.assert_code(2);
     assert!(
@@ -803,4 +718,116 @@ fn a_decoy_operator_on_the_roles_search_path_does_not_hide_connect_on_the_other_
         out.stderr
     );
     assert!(!f.table_exists("a"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_file_rolls_it_back_and_releases_the_lock() {
+    let f = Project::start();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write(
+        "002_slow.sql",
+        "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n",
+    );
+    f.write("003_c.sql", "CREATE TABLE c (id int);\n");
+    let mut run = f.cmd(&[]).spawn();
+    run.wait_for_stderr("applying 002_slow", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = run.wait();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("interrupted (Ctrl-C or SIGTERM)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("57014"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 files applied by this run stay applied"),
+        "{}",
+        out.stderr
+    );
+    // Nothing of the cancelled file, nothing after it, and no backend left holding the lock.
+    assert_eq!(f.versions(), ["001_a"]);
+    assert!(!f.table_exists("slow") && !f.table_exists("c"));
+    assert_eq!(
+        f.one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        "0"
+    );
+    f.migrate(&[]).assert_code(0);
+}
+
+#[test]
+fn a_no_transaction_file_refuses_to_run_over_an_invalid_index() {
+    let f = Project::start();
+    f.write(
+        "001_t.sql",
+        "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n",
+    );
+    f.write(
+        "002_index.sql",
+        "-- dreichor:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_unique ON t (id);\n",
+    );
+    f.migrate(&[]).assert_code(1);
+    // The duplicates are fixed, but the failed build left t_unique INVALID: IF NOT EXISTS
+    // would skip it and record the file over a broken index.
+    f.sql("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)");
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("while the database has INVALID indexes (t_unique)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("DROP INDEX CONCURRENTLY t_unique"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(f.versions(), ["001_t"]);
+    f.sql("DROP INDEX t_unique");
+    f.migrate(&[]).assert_code(0);
+    assert_eq!(
+        f.one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.t_unique'::regclass"),
+        "t"
+    );
+}
+
+#[test]
+fn create_index_concurrently_waits_for_old_transactions_beyond_lock_timeout() {
+    let f = Project::start();
+    f.write("001_t.sql", "CREATE TABLE t (id int);\n");
+    f.migrate(&[]).assert_code(0);
+    f.write(
+        "002_index.sql",
+        "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    // An old transaction with a snapshot: CONCURRENTLY must wait for it to end.
+    let mut old = f.cluster.admin_db("dreichor_dev");
+    let mut tx = old
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    tx.batch_execute("SELECT count(*) FROM t").unwrap();
+    let run = f.cmd(&["--lock-timeout", "1"]).spawn();
+    std::thread::sleep(Duration::from_millis(2500));
+    tx.commit().unwrap();
+    let out = run.wait();
+    out.assert_code(0);
+    assert_eq!(
+        f.one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.t_id'::regclass"),
+        "t"
+    );
 }

@@ -16,11 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::NoTls;
 
-use crate::support::cluster::{describe_error, SUPERUSER};
+use crate::support::cluster::{connect, describe_error, SUPERUSER};
 use crate::support::secrets;
 use crate::support::{Cluster, Outcome, Run};
+
+/// How the logins of these cases name their sessions.
+const APPLICATION: &str = "dreichor-test-provision";
 
 /// The script under test, from the repository root.
 fn script() -> PathBuf {
@@ -179,14 +181,8 @@ impl Host {
         db: &str,
     ) -> Result<postgres::Client, postgres::Error> {
         let url = self.cluster.url_for(user, password, "localhost", db);
-        connect(&url)
+        connect(&url, APPLICATION)
     }
-}
-
-fn connect(url: &str) -> Result<postgres::Client, postgres::Error> {
-    let mut config: postgres::Config = url.parse().expect("a valid URL");
-    config.connect_timeout(Duration::from_secs(10));
-    config.connect(NoTls)
 }
 
 /// The error of a login that must fail.
@@ -466,7 +462,8 @@ fn provision_writes_env_files_with_mode_0600_whose_database_url_connects() {
             "a generated password: 32 alphanumerics"
         );
 
-        let mut client = connect(&url).unwrap_or_else(|e| panic!("{env}: {}", describe_error(&e)));
+        let mut client =
+            connect(&url, APPLICATION).unwrap_or_else(|e| panic!("{env}: {}", describe_error(&e)));
         assert_eq!(current_user(&mut client), format!("dreichor_{env}"));
 
         // The file as a shell reads it (`set -a; . FILE`), with psql, as the runbook says.

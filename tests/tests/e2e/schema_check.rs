@@ -1,7 +1,7 @@
 //! `schema-check`, the deploy agent's read-only pre-start gate, against a throwaway cluster.
 //!
 //! The tool insists on the real database names (`dreichor_dev`, `dreichor_prod`), so every
-//! case starts a cluster of its own ([`Cluster::start`]) and provisions both environments. The
+//! case starts a [`Project`]: a cluster of its own with both environments provisioned. The
 //! state under test is built the way it is built in production: with the real `migrate`
 //! ([`Tool::Migrate`]) against a temporary migrations directory, and, for states `migrate`
 //! cannot produce (a two-column tracking table, a decoy schema, an invalid index), with
@@ -17,12 +17,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use postgres::NoTls;
 use serde_json::Value;
 
-use crate::support::cluster::{describe_error, Envs, SUPERUSER};
+use crate::support::cluster::{describe_error, SUPERUSER};
 use crate::support::secrets;
-use crate::support::{Cluster, Outcome, Run, Tool};
+use crate::support::{Outcome, Project, Run, Tool};
 
 /// The migration lock's key (SPEC.md, `migrate` step 3; `common::lock::KEY`). Spelled out
 /// here rather than imported: it is an interface between runs of different releases, and a
@@ -34,125 +33,54 @@ const FILE_B: &str = "CREATE TABLE public.b (id integer PRIMARY KEY);\n";
 const FILE_C: &str = "ALTER TABLE public.b ADD COLUMN note text;\n";
 const FILE_D: &str = "CREATE INDEX b_note ON public.b (note);\n";
 
-/// A cluster with both environments provisioned and an empty migrations directory.
-struct Db {
-    cluster: Cluster,
-    envs: Envs,
-    migrations: tempfile::TempDir,
+/// The runs and reads the cases below make on a [`Project`].
+trait GateCases {
+    /// `migrate --env dev --dir DIR`, which must succeed.
+    fn migrate(&self) -> Outcome;
+    /// `schema-check --format json EXTRA... --env dev --dir DIR` as `dreichor_dev`.
+    fn check(&self, extra: &[&str]) -> Outcome;
+    /// The same, with another `DATABASE_URL`.
+    fn check_as(&self, url: &str, extra: &[&str]) -> Outcome;
+    /// `schema-check` with text output.
+    fn check_text(&self, extra: &[&str]) -> Outcome;
+    /// Everything the tracking table holds, as text.
+    fn tracking_rows(&self) -> Vec<Vec<Option<String>>>;
+    /// `pg_dump --schema-only` of `dreichor_dev`.
+    fn schema_dump(&self) -> String;
+    /// `migrate manifest --dir DIR` written to `path`.
+    fn write_manifest(&self, path: &Path);
 }
 
-impl Db {
-    fn start() -> Db {
-        let cluster = Cluster::start();
-        let envs = cluster.provision_envs();
-        let migrations = tempfile::tempdir().expect("a temporary migrations directory");
-        Db {
-            cluster,
-            envs,
-            migrations,
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.migrations.path()
-    }
-
-    /// Writes (or overwrites) a migration file.
-    fn write(&self, name: &str, content: impl AsRef<[u8]>) {
-        std::fs::write(self.dir().join(name), content).expect("writing a migration file");
-    }
-
-    fn remove(&self, name: &str) {
-        std::fs::remove_file(self.dir().join(name)).expect("removing a migration file");
-    }
-
-    /// `migrate --env dev --dir DIR`, which must succeed.
+impl GateCases for Project {
     fn migrate(&self) -> Outcome {
-        let out = self.migrate_cmd().run();
+        let out = self.tool(Tool::Migrate, &[]).run();
         out.assert_code(0);
         out
     }
 
-    fn migrate_cmd(&self) -> Run {
-        Tool::Migrate
-            .cmd()
-            .env("DATABASE_URL", &self.envs.dev_url)
-            .args(["--env", "dev", "--dir"])
-            .arg(self.dir())
-    }
-
-    /// `schema-check --env dev --dir DIR --format json EXTRA...` as `dreichor_dev`.
     fn check(&self, extra: &[&str]) -> Outcome {
         self.check_as(&self.envs.dev_url, extra)
     }
 
-    /// The same, with another `DATABASE_URL`.
     fn check_as(&self, url: &str, extra: &[&str]) -> Outcome {
-        Tool::SchemaCheck
-            .cmd()
+        self.tool(Tool::SchemaCheck, &["--format", "json"])
             .env("DATABASE_URL", url)
-            .args(["--env", "dev", "--format", "json", "--dir"])
-            .arg(self.dir())
             .args(extra)
             .run()
     }
 
-    /// `schema-check` with text output.
     fn check_text(&self, extra: &[&str]) -> Outcome {
-        Tool::SchemaCheck
-            .cmd()
-            .env("DATABASE_URL", &self.envs.dev_url)
-            .args(["--env", "dev", "--dir"])
-            .arg(self.dir())
-            .args(extra)
-            .run()
+        self.tool(Tool::SchemaCheck, &[]).args(extra).run()
     }
 
-    /// Superuser SQL in `dreichor_dev`.
-    fn sql(&self, sql: &str) {
-        self.cluster.sql("dreichor_dev", sql);
-    }
-
-    fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        self.cluster.query_strings("dreichor_dev", sql)
-    }
-
-    fn scalar(&self, sql: &str) -> Option<String> {
-        self.rows(sql)
-            .into_iter()
-            .next()
-            .and_then(|row| row.into_iter().next())
-            .flatten()
-    }
-
-    fn table_exists(&self, table: &str) -> bool {
-        self.scalar(&format!("SELECT to_regclass('{table}') IS NOT NULL"))
-            .as_deref()
-            == Some("t")
-    }
-
-    /// Everything the tracking table holds, as text.
     fn tracking_rows(&self) -> Vec<Vec<Option<String>>> {
-        self.rows("SELECT t::text FROM public.dreichor_schema_migrations t ORDER BY version")
+        self.query("SELECT t::text FROM public.dreichor_schema_migrations t ORDER BY version")
     }
 
-    /// `pg_dump --schema-only` of `dreichor_dev`.
     fn schema_dump(&self) -> String {
         dump_of(self, "dreichor_dev")
     }
 
-    /// A client logged in as `dreichor_dev` over TCP with the password, named `application`.
-    fn dev_client(&self, application: &str) -> postgres::Client {
-        let mut config: postgres::Config = self.envs.dev_url.parse().expect("a valid URL");
-        config
-            .application_name(application)
-            .connect_timeout(Duration::from_secs(10));
-        config
-            .connect(NoTls)
-            .unwrap_or_else(|e| panic!("dreichor_dev login: {}", describe_error(&e)))
-    }
-
-    /// `migrate manifest --dir DIR` written to `path`.
     fn write_manifest(&self, path: &Path) {
         let out = Tool::Migrate
             .cmd()
@@ -212,7 +140,7 @@ fn assert_clean_compatible(out: &Outcome) -> Value {
 
 #[test]
 fn a_database_migrated_with_this_directory_is_compatible() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     db.write("003_c.sql", FILE_C);
@@ -246,25 +174,16 @@ fn a_database_migrated_with_this_directory_is_compatible() {
     out.assert_code(0);
 
     // And so does prod, with its own role, once migrated.
-    Tool::Migrate
-        .cmd()
-        .env("DATABASE_URL", &db.envs.prod_url)
-        .args(["--env", "prod", "--dir"])
-        .arg(db.dir())
-        .run()
-        .assert_code(0);
-    let out = Tool::SchemaCheck
-        .cmd()
-        .env("DATABASE_URL", &db.envs.prod_url)
-        .args(["--env", "prod", "--format", "json", "--dir"])
-        .arg(db.dir())
+    db.tool_in("prod", Tool::Migrate, &[]).run().assert_code(0);
+    let out = db
+        .tool_in("prod", Tool::SchemaCheck, &["--format", "json"])
         .run();
     assert_clean_compatible(&out);
 }
 
 #[test]
 fn a_fresh_database_is_incompatible_and_the_tracking_table_is_not_created() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     let before = db.schema_dump();
@@ -283,7 +202,7 @@ fn a_fresh_database_is_incompatible_and_the_tracking_table_is_not_created() {
     assert_contains(&text.stdout, "public.dreichor_schema_migrations");
 
     assert!(
-        !db.table_exists("public.dreichor_schema_migrations"),
+        !db.table_exists("dreichor_schema_migrations"),
         "schema-check created the tracking table"
     );
     assert_eq!(db.schema_dump(), before, "schema-check changed the schema");
@@ -291,7 +210,7 @@ fn a_fresh_database_is_incompatible_and_the_tracking_table_is_not_created() {
 
 #[test]
 fn a_file_added_after_the_last_migrate_is_pending_and_one_sorting_before_it_is_out_of_order() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("003_c.sql", "CREATE TABLE public.c (id integer);\n");
     db.migrate();
@@ -328,7 +247,7 @@ fn a_file_added_after_the_last_migrate_is_pending_and_one_sorting_before_it_is_o
 
 #[test]
 fn an_edited_applied_file_is_modified_but_line_endings_and_a_bom_are_not_an_edit() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     db.migrate();
@@ -354,7 +273,7 @@ fn an_edited_applied_file_is_modified_but_line_endings_and_a_bom_are_not_an_edit
 
 #[test]
 fn a_database_ahead_of_the_release_is_compatible_with_a_warning_unless_strict() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     db.write("003_c.sql", FILE_C);
@@ -388,11 +307,11 @@ fn a_database_ahead_of_the_release_is_compatible_with_a_warning_unless_strict() 
 
 #[test]
 fn a_held_migration_lock_makes_it_incompatible_and_names_the_holder() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
 
-    let mut holder = db.dev_client("dreichor-test-lock-holder");
+    let mut holder = db.connect_as_dev("dreichor-test-lock-holder");
     let pid: i32 = holder
         .query_one("SELECT pg_backend_pid()", &[])
         .expect("pg_backend_pid")
@@ -437,13 +356,13 @@ fn a_held_migration_lock_makes_it_incompatible_and_names_the_holder() {
 
 #[test]
 fn a_migrate_run_in_progress_makes_it_incompatible_until_it_finishes() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     db.migrate();
 
     db.write("003_slow.sql", "SELECT pg_sleep(3);\n");
-    let mut running = db.migrate_cmd().spawn();
+    let mut running = db.tool(Tool::Migrate, &[]).spawn();
     running.wait_for_stderr("applying 003_slow", Duration::from_secs(30));
 
     let started = Instant::now();
@@ -469,7 +388,7 @@ fn a_migrate_run_in_progress_makes_it_incompatible_until_it_finishes() {
 
 #[test]
 fn a_decoy_tracking_table_on_the_roles_search_path_is_never_read() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     let manifest_path = db.dir().join(".manifest.json");
@@ -497,7 +416,7 @@ fn a_decoy_tracking_table_on_the_roles_search_path_is_never_read() {
         rows.join(", ")
     ));
     // The decoy really is what an unqualified name finds for this role.
-    let mut client = db.dev_client("dreichor-test-decoy");
+    let mut client = db.connect_as_dev("dreichor-test-decoy");
     let seen: i64 = client
         .query_one("SELECT count(*) FROM dreichor_schema_migrations", &[])
         .expect("the decoy is visible")
@@ -514,7 +433,7 @@ fn a_decoy_tracking_table_on_the_roles_search_path_is_never_read() {
 
     // migrate writes public's table, not the decoy.
     db.migrate();
-    assert!(db.table_exists("public.dreichor_schema_migrations"));
+    assert!(db.table_exists("dreichor_schema_migrations"));
     assert_clean_compatible(&db.check(&[]));
 
     // A decoy full of nonsense does not change a compatible verdict.
@@ -539,7 +458,7 @@ fn a_decoy_tracking_table_on_the_roles_search_path_is_never_read() {
 
 #[test]
 fn a_role_with_select_on_the_tracking_table_only_is_enough() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     db.migrate();
@@ -574,7 +493,7 @@ fn a_role_with_select_on_the_tracking_table_only_is_enough() {
     // The role cannot see much of other roles' sessions in pg_stat_activity; a held lock is
     // still found, and what it reports about the holder must not be made up: the holder
     // connected over TCP, so it is not "local socket".
-    let mut holder = db.dev_client("dreichor-test-lock-holder");
+    let mut holder = db.connect_as_dev("dreichor-test-lock-holder");
     let pid: i32 = holder
         .query_one("SELECT pg_backend_pid()", &[])
         .expect("pg_backend_pid")
@@ -599,7 +518,7 @@ fn a_role_with_select_on_the_tracking_table_only_is_enough() {
 
 #[test]
 fn nothing_in_the_database_changes_whatever_the_verdict() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
 
@@ -619,7 +538,7 @@ fn nothing_in_the_database_changes_whatever_the_verdict() {
         before,
         "the schema of a fresh database changed"
     );
-    assert!(!db.table_exists("public.dreichor_schema_migrations"));
+    assert!(!db.table_exists("dreichor_schema_migrations"));
 
     // Compatible; then pending and modified at once.
     db.migrate();
@@ -637,18 +556,14 @@ fn nothing_in_the_database_changes_whatever_the_verdict() {
 
     // The other environment's fresh database, checked with its own role.
     let prod_before = dump_of(&db, "dreichor_prod");
-    Tool::SchemaCheck
-        .cmd()
-        .env("DATABASE_URL", &db.envs.prod_url)
-        .args(["--env", "prod", "--dir"])
-        .arg(db.dir())
+    db.tool_in("prod", Tool::SchemaCheck, &[])
         .run()
         .assert_code(1);
     assert_eq!(dump_of(&db, "dreichor_prod"), prod_before);
 }
 
 /// `pg_dump --schema-only` of any database of the cluster, as the superuser over the socket.
-fn dump_of(db: &Db, database: &str) -> String {
+fn dump_of(db: &Project, database: &str) -> String {
     let out = Run::new(db.cluster.bin("pg_dump"))
         .arg("--host")
         .arg(db.cluster.socket_dir())
@@ -677,7 +592,7 @@ fn dump_of(db: &Db, database: &str) -> String {
 /// the write: only a read-only transaction does. `two_column` leaves out `checksum`, which
 /// sends the check down its fallback path, whose read runs outside `BEGIN READ ONLY` and is
 /// protected only by the session's `default_transaction_read_only` startup option.
-fn install_writing_view(db: &Db, two_column: bool, versions: &[&str]) {
+fn install_writing_view(db: &Project, two_column: bool, versions: &[&str]) {
     let values: Vec<String> = versions.iter().map(|v| format!("('{v}')")).collect();
     let checksum = if two_column { "" } else { ", checksum" };
     db.sql(&format!(
@@ -697,7 +612,7 @@ fn install_writing_view(db: &Db, two_column: bool, versions: &[&str]) {
 #[test]
 fn the_checks_session_is_read_only_even_when_the_role_defaults_say_otherwise() {
     for two_column in [false, true] {
-        let db = Db::start();
+        let db = Project::start();
         db.write("001_a.sql", FILE_A);
         install_writing_view(&db, two_column, &["001_a"]);
         db.cluster.sql(
@@ -706,7 +621,7 @@ fn the_checks_session_is_read_only_even_when_the_role_defaults_say_otherwise() {
              ALTER DATABASE dreichor_dev SET default_transaction_read_only = off;",
         );
         // The trap works: a plain read by the role, in its default transaction mode, writes.
-        let mut client = db.dev_client("dreichor-test-trap");
+        let mut client = db.connect_as_dev("dreichor-test-trap");
         client
             .batch_execute("SELECT count(*) FROM public.dreichor_schema_migrations")
             .expect("reading the view");
@@ -847,7 +762,7 @@ fn an_unreachable_database_exits_3_quickly() {
     assert!(took < Duration::from_secs(4), "refused took {took:?}");
 
     // A cluster that went away.
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
     db.check(&[]).assert_code(0);
@@ -862,7 +777,7 @@ fn an_unreachable_database_exits_3_quickly() {
 
 #[test]
 fn a_wrong_password_exits_3() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
     let wrong = secrets::sentinel_password();
@@ -876,7 +791,7 @@ fn a_wrong_password_exits_3() {
 
 #[test]
 fn invalid_configuration_exits_2() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
     let dev = db.envs.dev_url.clone();
@@ -965,7 +880,7 @@ fn invalid_configuration_exits_2() {
 
 #[test]
 fn a_manifest_gives_the_same_verdict_as_the_directory() {
-    let db = Db::start();
+    let db = Project::start();
     let elsewhere = tempfile::tempdir().expect("a temporary directory");
     let manifest = elsewhere.path().join("migrations.json");
     db.write("001_a.sql", FILE_A);
@@ -1008,13 +923,9 @@ fn a_manifest_gives_the_same_verdict_as_the_directory() {
     same("ahead, strict", 1, &["--strict"]);
 
     // --manifest and --dir together are a usage error; so is a manifest that is not one.
-    let out = Tool::SchemaCheck
-        .cmd()
-        .env("DATABASE_URL", &db.envs.dev_url)
-        .args(["--env", "dev", "--manifest"])
-        .arg(&manifest)
-        .arg("--dir")
-        .arg(db.dir())
+    let manifest_arg = manifest.to_str().expect("a UTF-8 path");
+    let out = db
+        .tool(Tool::SchemaCheck, &["--manifest", manifest_arg])
         .run();
     out.assert_code(2);
     for bad in [
@@ -1031,7 +942,7 @@ fn a_manifest_gives_the_same_verdict_as_the_directory() {
 
 #[test]
 fn a_two_column_tracking_table_is_unverified_until_migrate_upgrades_it() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
     // The state the design document's runner left: both files ran, recorded without checksums.
@@ -1067,7 +978,7 @@ fn a_two_column_tracking_table_is_unverified_until_migrate_upgrades_it() {
 
     db.migrate();
     let checksums = db
-        .rows("SELECT count(*) FROM public.dreichor_schema_migrations WHERE checksum IS NOT NULL");
+        .query("SELECT count(*) FROM public.dreichor_schema_migrations WHERE checksum IS NOT NULL");
     assert_eq!(checksums[0][0].as_deref(), Some("3"));
     let doc = assert_clean_compatible(&db.check(&[]));
     assert_eq!(versions(&doc, "unverified"), none(), "{doc}");
@@ -1076,7 +987,7 @@ fn a_two_column_tracking_table_is_unverified_until_migrate_upgrades_it() {
 
 #[test]
 fn an_invalid_index_is_a_warning_not_an_incompatibility() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
 
@@ -1116,7 +1027,7 @@ fn an_invalid_index_is_a_warning_not_an_incompatibility() {
 
 #[test]
 fn a_check_blocked_behind_a_lock_on_the_tracking_table_gives_up_within_its_timeout() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
 
@@ -1140,7 +1051,7 @@ fn a_check_blocked_behind_a_lock_on_the_tracking_table_gives_up_within_its_timeo
 
 #[test]
 fn a_decoy_function_ahead_of_pg_catalog_on_the_search_path_changes_nothing() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
     // The role puts its own schema before pg_catalog and shadows a function the check calls
@@ -1150,7 +1061,7 @@ fn a_decoy_function_ahead_of_pg_catalog_on_the_search_path_changes_nothing() {
          CREATE FUNCTION decoy.current_database() RETURNS name LANGUAGE sql AS $$ SELECT 'elsewhere'::name $$;\
          ALTER ROLE dreichor_dev SET search_path = decoy, pg_catalog, public;",
     );
-    let mut client = db.dev_client("dreichor-test-decoy");
+    let mut client = db.connect_as_dev("dreichor-test-decoy");
     let seen: String = client
         .query_one("SELECT current_database()::text", &[])
         .expect("the decoy function")
@@ -1166,7 +1077,7 @@ fn a_decoy_function_ahead_of_pg_catalog_on_the_search_path_changes_nothing() {
 
 #[test]
 fn a_decoy_operator_ahead_of_pg_catalog_does_not_hide_connect_on_the_other_environment() {
-    let db = Db::start();
+    let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.migrate();
     db.cluster.sql(
@@ -1176,16 +1087,7 @@ fn a_decoy_operator_ahead_of_pg_catalog_does_not_hide_connect_on_the_other_envir
     db.check(&[]).assert_code(2);
     // Everything below is within the role's own rights: a schema in its own database, an
     // operator in it, and its own role's search_path.
-    let mut client = db.dev_client("dreichor-test-decoy");
-    client
-        .batch_execute(
-            "CREATE SCHEMA decoy;\
-             CREATE FUNCTION decoy.never(name, name) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT false $$;\
-             CREATE OPERATOR decoy.= (LEFTARG = name, RIGHTARG = name, FUNCTION = decoy.never);\
-             ALTER ROLE CURRENT_USER SET search_path = decoy, pg_catalog, public;",
-        )
-        .unwrap_or_else(|e| panic!("{}", describe_error(&e)));
-    drop(client);
+    db.plant_decoy_operator();
 
     db.check(&[]).assert_code(2);
 }

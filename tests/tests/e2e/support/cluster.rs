@@ -177,6 +177,40 @@ pub struct Envs {
     pub prod_password: String,
 }
 
+impl Envs {
+    /// The database of `env` (`"dev"` or `"prod"`, as the tools' `--env` spells it), which is
+    /// also the name of its role. Panics on any other name.
+    ///
+    /// ```ignore
+    /// assert_eq!(Envs::database("prod"), "dreichor_prod");
+    /// ```
+    pub fn database(env: &str) -> &'static str {
+        match env {
+            "dev" => "dreichor_dev",
+            "prod" => "dreichor_prod",
+            other => panic!("there is no environment {other:?}: dev or prod"),
+        }
+    }
+
+    /// The URL of `env`'s role for its own database: [`Envs::dev_url`] or [`Envs::prod_url`].
+    pub fn url(&self, env: &str) -> &str {
+        if Envs::database(env) == "dreichor_dev" {
+            &self.dev_url
+        } else {
+            &self.prod_url
+        }
+    }
+
+    /// The password of `env`'s role: [`Envs::dev_password`] or [`Envs::prod_password`].
+    pub fn password(&self, env: &str) -> &str {
+        if Envs::database(env) == "dreichor_dev" {
+            &self.dev_password
+        } else {
+            &self.prod_password
+        }
+    }
+}
+
 impl Cluster {
     /// Starts a new cluster from the template (running `initdb` first if this is the first
     /// cluster of the test process) and waits until it accepts a password login over TCP.
@@ -734,6 +768,23 @@ pub fn describe_error(error: &postgres::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+/// Logs in with `url` (`postgres://USER:PW@HOST:PORT/DB`) the way the tools and the runtime
+/// do: over TCP, with the password, giving up after 10 s, the session named `application`
+/// (what `pg_stat_activity` and the tools' reports of a lock holder show). The error is
+/// returned for tests of refusals; [`describe_error`] says what it was.
+///
+/// ```ignore
+/// let url = cluster.url_for("dreichor_dev", &envs.dev_password, "localhost", "dreichor_dev");
+/// let mut client = connect(&url, "held-by-the-test").expect("the dev role logs in");
+/// ```
+pub fn connect(url: &str, application: &str) -> Result<Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse().expect("a valid connection URL");
+    config
+        .application_name(application)
+        .connect_timeout(Duration::from_secs(10));
+    config.connect(NoTls)
 }
 
 /// `"name"`, with embedded double quotes doubled.

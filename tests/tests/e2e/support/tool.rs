@@ -134,6 +134,8 @@ impl Run {
 
     /// Sets one environment variable for the child, on top of `PATH` and `LANG=C.UTF-8`
     /// (either of which it may override). Nothing else from the test's environment is passed.
+    /// Setting a variable again replaces the earlier value, so a preset run (see
+    /// [`super::Project::tool`]) can be pointed at another `DATABASE_URL`.
     ///
     /// ```ignore
     /// Tool::Migrate.cmd().env("DATABASE_URL", &envs.dev_url).env("DREICHOR_ENV", "dev");
@@ -182,16 +184,8 @@ impl Run {
     /// assert_eq!(running.wait().code, 137);
     /// ```
     pub fn spawn(self) -> Running {
-        let mut command = Command::new(&self.program);
+        let mut command = self.command();
         command
-            .args(&self.args)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(default_path),
-            )
-            .env("LANG", "C.UTF-8")
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -203,9 +197,6 @@ impl Run {
             // (the stop command of hard-reset, pg_dump) and a Ctrl-C in the terminal reaches
             // only the test process, which then cleans up in order.
             .process_group(0);
-        if let Some(dir) = &self.current_dir {
-            command.current_dir(dir);
-        }
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
@@ -231,7 +222,28 @@ impl Run {
         }
     }
 
-    fn describe(&self) -> String {
+    /// The program, its arguments, the cleared environment (`PATH`, `LANG=C.UTF-8`, then what
+    /// the test set) and the working directory, with the standard streams and the process
+    /// group left alone: for a runner that provides its own, like [`super::pty::Pty`].
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(default_path),
+            )
+            .env("LANG", "C.UTF-8")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        command
+    }
+
+    /// The command line, passwords redacted, for messages.
+    pub fn describe(&self) -> String {
         let mut s = self.program.display().to_string();
         for a in &self.args {
             s.push(' ');
