@@ -2,10 +2,12 @@
 //!
 //! A transactional file travels to the server as ONE simple-protocol message:
 //! `BEGIN; <file>; INSERT <tracking row>; COMMIT;`. One round trip per file, and the file and
-//! its row can only commit together: if the runner is killed or the connection drops at any
-//! moment, the server rolls the open transaction back, so a file is either applied and
-//! recorded or neither. (A runner that commits the file and then writes the row separately
-//! loses the record on a crash in between; refinery's non-grouped mode is the known example.)
+//! its row can only commit together: the server has the whole message, so a runner killed
+//! with `kill -9` does not stop it (it finishes, or fails, both parts together), and a
+//! statement that fails, is cancelled (Ctrl-C, see [`crate::cancel`]) or loses its backend
+//! rolls both back. A file is either applied and recorded or neither. (A runner that commits
+//! the file and then writes the row separately loses the record on a crash in between;
+//! refinery's non-grouped mode is the known example.)
 //!
 //! A file whose first line is `-- dreichor:no-transaction` runs statement by statement in
 //! autocommit, split by the lexer, because PostgreSQL refuses `CREATE INDEX CONCURRENTLY` and

@@ -3,7 +3,7 @@
 //! Without this, SIGINT kills the runner while the server still holds the file's whole
 //! message: the server carries on, commits the file and its row some time later, and keeps
 //! the migration lock until then, while the operator believes the run stopped. Instead, the
-//! first SIGINT or SIGTERM sends PostgreSQL a cancel request for the running statement
+//! first SIGINT, SIGTERM or SIGHUP (the SSH session dropped) sends PostgreSQL a cancel request for the running statement
 //! (`pg_cancel_backend` over a separate connection, as psql does on Ctrl-C): a transactional
 //! file is rolled back with its row, and the run stops before the next file. Outside the
 //! apply loop the signals keep their default action: nothing is being changed there.
@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use postgres::{CancelToken, NoTls};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-/// Watches for SIGINT and SIGTERM while files are applied; dropped, it stops watching.
+/// Watches for SIGINT, SIGTERM and SIGHUP while files are applied; dropped, it stops watching.
 #[derive(Debug)]
 pub struct CancelOnSignal {
     arrived: Arc<AtomicBool>,
@@ -25,9 +25,10 @@ pub struct CancelOnSignal {
 }
 
 impl CancelOnSignal {
-    /// From now on SIGINT or SIGTERM cancels the statement running on the client of `token`.
+    /// From now on SIGINT, SIGTERM or SIGHUP cancels the statement running on the client of
+    /// `token`.
     pub fn start(token: CancelToken) -> std::io::Result<CancelOnSignal> {
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
         let arrived = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&arrived);

@@ -248,7 +248,7 @@ pub fn migrate(
 /// The run stopped on the operator's Ctrl-C (or a SIGTERM): what was cancelled, and what
 /// stays applied.
 fn interrupted(summary: &Summary, cancelled: Option<&str>) -> Error {
-    let mut message = String::from("interrupted (Ctrl-C or SIGTERM): ");
+    let mut message = String::from("interrupted (Ctrl-C, SIGTERM or a lost terminal): ");
     match cancelled {
         Some(failure) => message.push_str(&format!(
             "the running file was cancelled:\n  {}",

@@ -6,8 +6,8 @@
 //! until the migrations have finished (or failed), the signals only set a flag
 //! (`signal_hook::flag`: the handler stores a number and does nothing else, which is
 //! async-signal-safe). The steps look at the flag after each step and after each migration
-//! file, tell the operator once that the signal is held, and carry on; the run then ends with
-//! exit 1, its summary or failure saying that it was interrupted. Before the drop nothing has
+//! file, tell the operator once that the signal is held, and carry on; the summary (exit 0
+//! when every step succeeded) or the failure then says that it was interrupted. Before the drop nothing has
 //! changed yet, so there the signals keep their default action and end the tool at once.
 //!
 //! SIGHUP is the one an operator does not send: the SSH session dropped. The terminal is then

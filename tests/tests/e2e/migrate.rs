@@ -746,7 +746,8 @@ fn ctrl_c_cancels_the_running_file_rolls_it_back_and_releases_the_lock() {
     );
     out.assert_code(1);
     assert!(
-        out.stderr.contains("interrupted (Ctrl-C or SIGTERM)"),
+        out.stderr
+            .contains("interrupted (Ctrl-C, SIGTERM or a lost terminal)"),
         "{}",
         out.stderr
     );
