@@ -168,8 +168,12 @@ impl fmt::Display for CheckReport {
         if self.compatible {
             write!(
                 f,
-                "compatible: {} has all {} migrations of this release",
-                self.database, self.expected
+                "compatible: {} has {} of this release",
+                self.database,
+                match self.expected {
+                    1 => "the 1 migration".to_string(),
+                    n => format!("all {n} migrations"),
+                }
             )?;
         } else {
             write!(
