@@ -832,3 +832,75 @@ fn create_index_concurrently_waits_for_old_transactions_beyond_lock_timeout() {
         "t"
     );
 }
+
+#[test]
+fn lint_lists_every_violation_and_since_enforces_append_only_against_git() {
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        Run::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .run()
+            .assert_code(0)
+            .clone()
+    };
+    let dir = repo.path().join("migrations");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("001_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
+    std::fs::write(dir.join("003_c.sql"), "CREATE TABLE c (id int);\n").unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "base"]);
+    let lint = |extra: &[&str]| {
+        Tool::Migrate
+            .cmd()
+            .args(["lint", "--dir"])
+            .arg(&dir)
+            .args(extra)
+            .run()
+    };
+    lint(&["--since", "main"]).assert_code(0);
+
+    // An edited old file, a new file that sorts too early, and two directory rule breaks.
+    std::fs::write(dir.join("001_a.sql"), "CREATE TABLE a (id bigint);\n").unwrap();
+    std::fs::write(dir.join("002_b.sql"), "CREATE TABLE b (id int);\n").unwrap();
+    std::fs::write(
+        dir.join("004_d.sql"),
+        "BEGIN;\nCREATE TABLE d (id int);\nCOMMIT;\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "todo\n").unwrap();
+    let out = lint(&["--since", "main", "--format", "json"]);
+    out.assert_code(2);
+    let doc = out.json();
+    let errors: Vec<String> = doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["file"].as_str().unwrap(),
+                e["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |file: &str, words: &str| {
+        errors
+            .iter()
+            .any(|e| e.starts_with(file) && e.contains(words))
+    };
+    assert!(has("001_a.sql", "changed since main"), "{errors:#?}");
+    assert!(has("002_b.sql", "sorts before 003_c.sql"), "{errors:#?}");
+    assert!(has("004_d.sql", "`BEGIN`"), "{errors:#?}");
+    assert!(has("004_d.sql", "`COMMIT`"), "{errors:#?}");
+    assert!(has("notes.txt", "not a .sql file"), "{errors:#?}");
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+
+    lint(&["--since", "no-such-branch"]).assert_code(2);
+}
