@@ -160,13 +160,15 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
     let messages = env
         .simple_query(
             "SELECT pg_catalog.pg_size_pretty(pg_catalog.pg_database_size(current_database())), \
-                    pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_backend_pid() \
+                    pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_backend_pid(), \
+                    d.oid::text || '@' || pg_catalog.pg_postmaster_start_time()::text \
              FROM pg_catalog.pg_database d WHERE d.datname = current_database()",
         )
         .map_err(|e| failed("reading the database's size", &e))?;
     let row = rows(&messages).into_iter().next().unwrap_or_default();
     let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
     let (size, owner) = (field(0), field(1));
+    same_instance(request, admin, &field(3))?;
     let own_pid: i32 = field(2).parse().unwrap_or(0);
     let tables = tables(&mut env).map_err(|e| failed("listing the tables", &e))?;
     let migrations = applied(&mut env).map_err(|e| failed("reading the tracking table", &e))?;
@@ -180,6 +182,36 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
         migrations,
         sessions,
     })
+}
+
+/// Refuses (exit 2) unless the admin connection sees the very database `DATABASE_URL` is in:
+/// the same oid on a server started at the same moment. `localhost`, `127.0.0.1` and `[::1]`
+/// on one port can still be two servers (one on IPv4, one on IPv6), and the drop must hit the
+/// database whose contents were just shown.
+fn same_instance(request: &Request, admin: &mut Client, env_identity: &str) -> Result<(), Error> {
+    let messages = admin
+        .simple_query(&format!(
+            "SELECT d.oid::text || '@' || pg_catalog.pg_postmaster_start_time()::text \
+             FROM pg_catalog.pg_database d WHERE d.datname = {}",
+            connect::literal(request.database())
+        ))
+        .map_err(|e| connect::failed(&request.admin, "identifying the instance", &e))?;
+    let admin_identity = rows(&messages)
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next().flatten())
+        .unwrap_or_default();
+    if admin_identity.is_empty() || admin_identity != env_identity {
+        return Err(Error::Refused(format!(
+            "DREICHOR_ADMIN_DATABASE_URL ({}) and DATABASE_URL ({}) do not reach the same PostgreSQL instance (database {} is {:?} there and {:?} here); use the same host and port in both; nothing was changed",
+            request.admin.redacted(),
+            request.url.redacted(),
+            request.database(),
+            admin_identity,
+            env_identity
+        )));
+    }
+    Ok(())
 }
 
 /// Every table outside the system schemas, counted exactly when that is cheap: small, plain,
