@@ -18,12 +18,13 @@ const EXIT_CODES: &str = "\
 Steps: 1 stop the runtime (sh -c CMD), 2 ask before terminating sessions still connected,
 3 pg_dump -Fc (with --backup), 4 drop, 5 create with the same owner, encoding, collation and
 privileges, 6 run every migration, 7 summary. The runtime is not restarted. Ctrl-C (SIGINT) or
-SIGTERM during steps 4-6 is held until the database is recreated and migrated; the run then
-ends with exit 1.
+SIGTERM or a lost terminal (SIGHUP) during steps 4-6 is held until the database is recreated
+and migrated; the summary then says it was interrupted.
 
 Exit codes:
-  0  the reset is done
-  1  a step failed, the operator did not confirm, or the operator interrupted steps 4-6 (the message says in which state the database is)
+  0  the reset is done (also when a signal was held during steps 4-6)
+  1  a step failed or the operator did not confirm (the message says in which state the
+     database is)
   2  invalid configuration, or not run by hand at a terminal (no terminal, CI, GITHUB_ACTIONS); nothing touched
   3  the database could not be reached
 

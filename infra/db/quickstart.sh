@@ -31,10 +31,25 @@ echo "== 1-2. provisioning PostgreSQL, roles, databases and credentials"
 echo
 echo "== 3. building the tools (release) and migrating dreichor_dev"
 if [[ -z "${DREICHOR_MIGRATE_BIN:-}" ]]; then
-    command -v cargo >/dev/null 2>&1 \
-        || { echo "quickstart.sh: cargo not found; install Rust (rustup) and run again" >&2; exit 2; }
-    cargo build --quiet --release --locked --manifest-path "$here/../../Cargo.toml" \
-        -p migrate -p schema-check -p hard-reset
+    build=(build --quiet --release --locked --manifest-path "$here/../../Cargo.toml"
+           -p migrate -p schema-check -p hard-reset)
+    # Under sudo, root's PATH rarely has rustup's cargo: build as the invoking user, with
+    # theirs, so that target/ stays theirs too.
+    user_cargo=
+    if [[ -n "${SUDO_USER:-}" && "$SUDO_USER" != root ]]; then
+        user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+        [[ -x "$user_home/.cargo/bin/cargo" ]] && user_cargo="$user_home/.cargo/bin/cargo"
+    fi
+    if [[ -n "$user_cargo" ]]; then
+        runuser -u "$SUDO_USER" -- "$user_cargo" "${build[@]}"
+    elif command -v cargo >/dev/null 2>&1; then
+        cargo "${build[@]}"
+    elif [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+        "$HOME/.cargo/bin/cargo" "${build[@]}"
+    else
+        echo "quickstart.sh: cargo not found; install Rust (https://rustup.rs) and run again" >&2
+        exit 2
+    fi
 fi
 (
     set -a
