@@ -412,6 +412,18 @@ fn parse(
             ),
         ));
     }
+    for statement in &lexed.statements {
+        if copies_with_client(statement.text(&sql)) {
+            let at = statement
+                .first_token_offset(&sql)
+                .unwrap_or(statement.start);
+            errors.push(DirectoryError::at(
+                name,
+                sql::line_col(&sql, at),
+                "COPY ... FROM STDIN / TO STDOUT streams data to a client such as psql; a migration is plain SQL: use INSERT ... VALUES, or COPY from a file on the server",
+            ));
+        }
+    }
 
     let blank = lexed.is_blank(&sql);
     if blank {
@@ -450,6 +462,17 @@ fn parse(
         blank,
     };
     Ok((migration, warnings))
+}
+
+/// `COPY ... FROM STDIN` / `TO STDOUT`: the data would stream between the server and psql,
+/// which a runner of plain SQL is not (the protocol would wait for data that never comes).
+fn copies_with_client(statement: &str) -> bool {
+    let words = sql::words(statement);
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    matches!(words.first(), Some(w) if is(w, "copy"))
+        && words.windows(2).any(|p| {
+            (is(p[0], "from") && is(p[1], "stdin")) || (is(p[0], "to") && is(p[1], "stdout"))
+        })
 }
 
 /// A first line that an author probably meant as the marker (`--dreichor:no-transaction`,
@@ -649,6 +672,24 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].location, Some((1, 8)));
         assert_eq!(errors[1].file, "002_b.sql");
+    }
+
+    #[test]
+    fn refuses_copy_with_the_client_but_not_copy_with_a_file() {
+        let dir = dir_with(&[(
+            "001_a.sql",
+            "CREATE TABLE t (a int);\nCOPY t (a) FROM stdin;\ncopy (SELECT 1) TO STDOUT;\n",
+        )]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].location, Some((2, 1)));
+        assert_eq!(errors[1].location, Some((3, 1)));
+        assert!(errors[0].message.contains("COPY ... FROM STDIN"));
+        let fine = dir_with(&[(
+            "001_a.sql",
+            "COPY t FROM '/srv/seed.csv';\nSELECT 'copy x from stdin';\n-- COPY t FROM stdin;\n",
+        )]);
+        assert!(discover(fine.path()).is_ok());
     }
 
     #[test]
