@@ -148,6 +148,40 @@ impl Output {
     }
 }
 
+/// Parses the command line like `P::parse()`, and keeps the JSON promise on a usage error
+/// too: with `--format json`, clap's own error (exit 2, on stderr) is accompanied by the
+/// usual error document on stdout, with `error_fields` added (`schema-check`'s
+/// `"compatible": false`). `--help` and `--version` behave as always.
+pub fn parse_args<P: clap::Parser>(error_fields: Option<Value>) -> P {
+    match P::try_parse() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            if error.use_stderr() && wants_json(std::env::args_os().skip(1)) {
+                let mut doc = json!({
+                    "ok": false,
+                    "exit_code": ExitCode::Invalid.code(),
+                    "error": error.render().to_string().trim_end(),
+                });
+                if let (Some(Value::Object(extra)), Some(map)) = (error_fields, doc.as_object_mut())
+                {
+                    map.extend(extra);
+                }
+                let _ = writeln!(std::io::stdout(), "{doc}");
+            }
+            error.exit()
+        }
+    }
+}
+
+/// Whether the arguments ask for JSON output (`--format json` or `--format=json`).
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    args.iter().any(|a| a == "--format=json")
+        || args
+            .windows(2)
+            .any(|pair| pair[0] == "--format" && pair[1] == "json")
+}
+
 /// A sub-second-aware duration for progress lines: `12 ms`, `1.42 s`.
 pub fn human_duration(d: std::time::Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
@@ -162,6 +196,21 @@ pub fn human_duration(d: std::time::Duration) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn json_is_wanted_in_both_spellings() {
+        let args = |list: &[&str]| {
+            list.iter()
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+        };
+        assert!(wants_json(
+            args(&["--format", "json", "--bogus"]).into_iter()
+        ));
+        assert!(wants_json(args(&["--bogus", "--format=json"]).into_iter()));
+        assert!(!wants_json(args(&["--format", "text"]).into_iter()));
+        assert!(!wants_json(args(&["json"]).into_iter()));
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -92,7 +92,7 @@ impl Operator for Terminal {
 
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::cli::parse_args(None);
     let out = Output::new("hard-reset", cli.target.dir.format);
     out.finish(run(&cli))
 }

@@ -102,7 +102,7 @@ struct LintArgs {
 
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::cli::parse_args(None);
     match cli.command {
         None => {
             let out = Output::new("migrate", cli.apply.target.dir.format);

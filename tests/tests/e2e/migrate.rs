@@ -904,3 +904,24 @@ fn lint_lists_every_violation_and_since_enforces_append_only_against_git() {
 
     lint(&["--since", "no-such-branch"]).assert_code(2);
 }
+
+#[test]
+fn a_flag_error_still_gives_one_json_document_with_exit_2() {
+    for (tool, args) in [
+        (
+            Tool::Migrate,
+            &["--format", "json", "--lock-wait", "soon"][..],
+        ),
+        (Tool::SchemaCheck, &["--format=json", "--no-such-flag"][..]),
+    ] {
+        let out = tool.cmd().args(args).run();
+        out.assert_code(2);
+        let doc = out.json();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["exit_code"], 2);
+        if tool == Tool::SchemaCheck {
+            assert_eq!(doc["compatible"], false);
+        }
+        assert!(out.stderr.contains("error:"), "{}", out.stderr);
+    }
+}
