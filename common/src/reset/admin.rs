@@ -15,6 +15,11 @@ use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
 pub(super) fn open(request: &Request) -> Result<Client, Error> {
     let db = request.database();
     let mut admin = connect::connect(&request.admin, APPLICATION, CONNECT_TIMEOUT)?;
+    // The admin session's own queries mean the catalog's functions and operators, whatever
+    // the admin role's settings put on its search_path.
+    admin
+        .batch_execute("SET search_path = pg_catalog, pg_temp")
+        .map_err(|e| connect::failed(&request.admin, "setting up the admin connection", &e))?;
     let sql = format!(
         "SELECT current_database(), current_user, r.rolsuper, r.rolcreatedb, d.oid IS NOT NULL, \
                 pg_catalog.pg_get_userbyid(d.datdba), \

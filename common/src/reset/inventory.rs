@@ -155,7 +155,10 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
     let mut env = connect::open(&request.url, request.env, APPLICATION, CONNECT_TIMEOUT)?;
     let failed = |what: &str, e: &postgres::Error| connect::failed(&request.url, what, e);
     // Bounded: the runtime is still running and may hold locks.
-    env.batch_execute("SET statement_timeout = '10s'; SET lock_timeout = '2s'")
+    // Pinned search_path: what is shown must be what is there, whatever the role's settings.
+    env.batch_execute(
+        "SET statement_timeout = '10s'; SET lock_timeout = '2s'; SET search_path = pg_catalog, pg_temp",
+    )
         .map_err(|e| failed("setting timeouts", &e))?;
     let messages = env
         .simple_query(
