@@ -484,3 +484,49 @@ fn pty_transcripts_are_checked_for_leaked_passwords() {
     )
     .finish();
 }
+
+#[test]
+fn hard_reset_refuses_when_the_two_urls_reach_different_servers_on_one_port() {
+    // 127.0.0.1:PORT and [::1]:PORT are two different servers, each with a dreichor_dev.
+    let (v4, v6) = crate::support::Cluster::start_twins();
+    let v4_envs = v4.provision_envs();
+    let v6_envs = v6.provision_envs();
+    for cluster in [&v4, &v6] {
+        cluster.sql(
+            "dreichor_dev",
+            "SET ROLE dreichor_dev; CREATE TABLE public.sentinel (id int); INSERT INTO public.sentinel VALUES (42);",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("001_init.sql"), "SELECT 1;\n").unwrap();
+    let env_url = v6.url_for(
+        "dreichor_dev",
+        &v6_envs.dev_password,
+        "[::1]",
+        "dreichor_dev",
+    );
+    let admin_url = v4.url_for(
+        crate::support::cluster::SUPERUSER,
+        v4.superuser_password(),
+        "127.0.0.1",
+        "postgres",
+    );
+    assert_ne!(v4_envs.dev_password, v6_envs.dev_password);
+    let run = Tool::HardReset
+        .cmd()
+        .env("DATABASE_URL", &env_url)
+        .env("DREICHOR_ADMIN_DATABASE_URL", &admin_url)
+        .args(["--env", "dev", "--stop-command", "true", "--dir"])
+        .arg(dir.path());
+    let out = Pty::spawn(run).finish();
+    out.assert_code(2)
+        .assert_contains("do not reach the same PostgreSQL instance")
+        .assert_lacks("Type the database name");
+    for cluster in [&v4, &v6] {
+        assert_eq!(
+            cluster.query_strings("dreichor_dev", "SELECT id FROM public.sentinel")[0][0]
+                .as_deref(),
+            Some("42")
+        );
+    }
+}

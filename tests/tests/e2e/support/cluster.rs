@@ -141,6 +141,17 @@ struct Owner {
 static TEMPLATE: OnceLock<Template> = OnceLock::new();
 static SHARED: OnceLock<Cluster> = OnceLock::new();
 
+/// Which loopback addresses a server listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    /// 127.0.0.1, and ::1 when the machine has it: the normal case.
+    Both,
+    /// 127.0.0.1 only: one of a pair of twins.
+    V4Only,
+    /// ::1 only: the other twin.
+    V6Only,
+}
+
 /// A running PostgreSQL server on its own port and directory, stopped and deleted when dropped
 /// (or, failing that, when the test process ends; see the module overview).
 #[derive(Debug)]
@@ -150,6 +161,7 @@ pub struct Cluster {
     bin_dir: PathBuf,
     password: String,
     ipv6: bool,
+    listen: Listen,
     supervisor: Mutex<Supervisor>,
 }
 
@@ -224,7 +236,7 @@ impl Cluster {
         let template = template();
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
-            match Cluster::try_start(template) {
+            match Cluster::try_start(template, Listen::Both, None) {
                 Ok(cluster) => return cluster,
                 Err(failure) => last_failure = failure,
             }
@@ -242,18 +254,46 @@ impl Cluster {
         SHARED.get_or_init(Cluster::start)
     }
 
+    /// Two servers on ONE port: the first listens on 127.0.0.1 only, the second on ::1 only.
+    /// `localhost:PORT`, `127.0.0.1:PORT` and `[::1]:PORT` then reach different servers,
+    /// which is what a tool that must act on one instance has to notice. Needs IPv6 loopback.
+    pub fn start_twins() -> (Cluster, Cluster) {
+        let template = template();
+        assert!(template.ipv6, "twins need an IPv6 loopback");
+        let mut last_failure = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port(true);
+            let v4 = match Cluster::try_start(template, Listen::V4Only, Some(port)) {
+                Ok(cluster) => cluster,
+                Err(failure) => {
+                    last_failure = failure;
+                    continue;
+                }
+            };
+            match Cluster::try_start(template, Listen::V6Only, Some(port)) {
+                Ok(v6) => return (v4, v6),
+                Err(failure) => last_failure = failure,
+            }
+        }
+        panic!("the twin clusters did not start after {START_ATTEMPTS} attempts; last attempt:\n{last_failure}");
+    }
+
     /// One start attempt; `Err` (with the reason) when the port turned out to be taken.
-    fn try_start(template: &Template) -> Result<Cluster, String> {
+    fn try_start(
+        template: &Template,
+        listen_on: Listen,
+        port: Option<u16>,
+    ) -> Result<Cluster, String> {
         let dir = short_temp_dir("drpg-");
         if let Some(owner) = template.owner {
             chown(&dir, owner);
         }
         let data = dir.join("data");
-        let port = free_port(template.ipv6);
-        let listen = if template.ipv6 {
-            "127.0.0.1,::1"
-        } else {
-            "127.0.0.1"
+        let port = port.unwrap_or_else(|| free_port(template.ipv6));
+        let listen = match listen_on {
+            Listen::Both if template.ipv6 => "127.0.0.1,::1",
+            Listen::Both | Listen::V4Only => "127.0.0.1",
+            Listen::V6Only => "::1",
         };
         let postgres = template.bin_dir.join("postgres");
         let server_args: Vec<String> = vec![
@@ -315,7 +355,8 @@ impl Cluster {
             port,
             bin_dir: template.bin_dir.clone(),
             password: template.password.clone(),
-            ipv6: template.ipv6,
+            ipv6: template.ipv6 && listen_on != Listen::V4Only,
+            listen: listen_on,
             supervisor: Mutex::new(Supervisor {
                 child,
                 stdin,
@@ -348,10 +389,7 @@ impl Cluster {
                 // Someone took the port (or one of its two addresses) after it was probed.
                 return Err(self.start_failure("the server could not bind its port", &log));
             }
-            let error = match self
-                .config("postgres", IpAddr::V4(Ipv4Addr::LOCALHOST))
-                .connect(NoTls)
-            {
+            let error = match self.config("postgres", self.loopback()).connect(NoTls) {
                 Ok(mut client) => {
                     // Clusters of one process share the superuser password, so a login alone
                     // does not prove it reached this cluster rather than one that won the port.
@@ -460,6 +498,14 @@ impl Cluster {
     }
 
     /// A connection configuration for the superuser on `db` over TCP at `addr`.
+    /// The address the harness's own TCP logins use: 127.0.0.1, or ::1 for an IPv6-only twin.
+    fn loopback(&self) -> IpAddr {
+        match self.listen {
+            Listen::V6Only => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            Listen::Both | Listen::V4Only => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
     fn config(&self, db: &str, addr: IpAddr) -> postgres::Config {
         let mut config = postgres::Config::new();
         config
@@ -485,7 +531,7 @@ impl Cluster {
     /// A superuser connection to `db`, over TCP with the password. Panics with the server's
     /// message when it fails.
     pub fn admin_db(&self, db: &str) -> Client {
-        self.config(db, IpAddr::V4(Ipv4Addr::LOCALHOST))
+        self.config(db, self.loopback())
             .connect(NoTls)
             .unwrap_or_else(|e| {
                 panic!(
