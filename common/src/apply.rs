@@ -67,15 +67,22 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The session settings, sent once after connecting.
-    pub fn session_sql(&self) -> String {
-        let mut sql = format!("SET lock_timeout = '{}ms'", self.lock_timeout.as_millis());
+    /// The timeouts as startup options (`-c lock_timeout=...`). As startup options they are
+    /// the session's defaults, which the `RESET ALL` before every file returns to.
+    pub fn startup_options(&self) -> String {
+        let mut options = format!("-c lock_timeout={}", self.lock_timeout.as_millis());
         if let Some(t) = self.statement_timeout {
-            sql.push_str(&format!("; SET statement_timeout = '{}ms'", t.as_millis()));
+            options.push_str(&format!(" -c statement_timeout={}", t.as_millis()));
         }
-        sql
+        options
     }
 }
+
+/// What every file starts from: the session's defaults. A file may change its session
+/// (`SET search_path`, `SET ROLE`, ...), and that must not reach the next file: otherwise the
+/// same files would build a different schema when applied in one run than when applied one
+/// run at a time. (`RESET ALL` leaves the role alone, hence `RESET ROLE`.)
+const FRESH_SESSION: &str = "RESET ALL;\nRESET ROLE;\n";
 
 /// Why a file failed, with everything an operator needs to act.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,12 +174,13 @@ pub fn apply_one(
     if migration.transactional {
         apply_transactional(client, migration, settings, progress)
     } else {
-        apply_statements(client, migration, settings)
+        apply_statements(client, migration)
     }
 }
 
-/// What precedes the file in the message; error positions are shifted by its length.
-const PREFIX: &str = "BEGIN;\n";
+/// What precedes the file in the message (`BEGIN` and [`FRESH_SESSION`]); error positions
+/// are shifted by its length.
+const PREFIX: &str = "BEGIN;\nRESET ALL;\nRESET ROLE;\n";
 
 fn apply_transactional(
     client: &mut Client,
@@ -233,11 +241,7 @@ fn apply_transactional(
     }
 }
 
-fn apply_statements(
-    client: &mut Client,
-    migration: &Migration,
-    settings: &Settings,
-) -> Result<Duration, Box<Failure>> {
+fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Duration, Box<Failure>> {
     let started = Instant::now();
     let src = &migration.sql;
     let statements: Vec<_> = sql::split(src)
@@ -259,6 +263,12 @@ fn apply_statements(
     // An INVALID index (a CREATE INDEX CONCURRENTLY that failed earlier) would be kept by a
     // re-run written with IF NOT EXISTS, and the file recorded as applied over a broken
     // index: refuse until it is dropped.
+    if let Err(err) = client.batch_execute(FRESH_SESSION) {
+        return Err(Box::new(Failure {
+            sqlstate: sqlstate(&err),
+            ..failure(describe_pg(&err), Vec::new())
+        }));
+    }
     let invalid = invalid_indexes(client);
     if !invalid.is_empty() {
         return Err(Box::new(failure(
@@ -282,7 +292,7 @@ fn apply_statements(
         }
         let result = client.batch_execute(text);
         if concurrent {
-            let _ = client.batch_execute(&settings.session_sql());
+            let _ = client.batch_execute("RESET lock_timeout");
         }
         if let Err(err) = result {
             let location = position_in_file(&err, 0, src, statement.start).or_else(|| {
@@ -428,11 +438,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_prefix_is_begin_and_a_fresh_session() {
+        assert_eq!(PREFIX, format!("BEGIN;\n{FRESH_SESSION}"));
+    }
+
+    #[test]
     fn default_settings_follow_the_spec() {
         let s = Settings::default();
         assert_eq!(s.lock_timeout, Duration::from_secs(10));
         assert_eq!(s.statement_timeout, None);
-        assert_eq!(s.session_sql(), "SET lock_timeout = '10000ms'");
+        assert_eq!(s.startup_options(), "-c lock_timeout=10000");
     }
 
     #[test]
@@ -443,8 +458,8 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(
-            s.session_sql(),
-            "SET lock_timeout = '0ms'; SET statement_timeout = '0ms'"
+            s.startup_options(),
+            "-c lock_timeout=0 -c statement_timeout=0"
         );
     }
 

@@ -189,9 +189,25 @@ pub fn check_identity(url: &DbUrl, env: Env, row: &[Option<String>]) -> Result<(
 /// Connects and makes the identity checks: the session every tool but the admin side of
 /// `hard-reset` works in. The whole of it, authentication included, is bounded by `timeout`.
 pub fn open(url: &DbUrl, env: Env, application: &str, timeout: Duration) -> Result<Client, Error> {
-    let (url, application) = (url.clone(), application.to_string());
+    open_with(url, env, application, timeout, "")
+}
+
+/// [`open`] with startup `options` (`-c name=value ...`; empty for none), which become the
+/// session's defaults.
+pub fn open_with(
+    url: &DbUrl,
+    env: Env,
+    application: &str,
+    timeout: Duration,
+    options: &str,
+) -> Result<Client, Error> {
+    let (url, application, options) = (url.clone(), application.to_string(), options.to_string());
     within(timeout, &url.clone(), move || {
-        let mut client = connect(&url, &application, timeout)?;
+        let mut client = connect_with(&url, &application, timeout, |config| {
+            if !options.is_empty() {
+                config.options(&options);
+            }
+        })?;
         let messages = run_pinned(&mut client, &pinned_read_only(&identity_query(env)))
             .map_err(|e| failed(&url, "checking the connection", &e))?;
         let row = rows(&messages).into_iter().next().unwrap_or_default();

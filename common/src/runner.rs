@@ -139,13 +139,16 @@ pub fn migrate(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Summary, Error> {
     refuse_in_github_actions()?;
-    let mut client = connect::open(url, env, APPLICATION, options.connect_timeout)?;
+    let mut client = connect::open_with(
+        url,
+        env,
+        APPLICATION,
+        options.connect_timeout,
+        &options.settings.startup_options(),
+    )?;
     if options.dry_run {
         return dry_run(&mut client, url, env, files);
     }
-    client
-        .batch_execute(&options.settings.session_sql())
-        .map_err(|e| failed(url, "setting timeouts", &e))?;
 
     let acquired = lock::acquire(&mut client, options.lock_wait, |holder| {
         let who = holder.map_or("an unknown session".to_string(), |h| h.to_string());

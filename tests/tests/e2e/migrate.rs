@@ -925,3 +925,33 @@ fn a_flag_error_still_gives_one_json_document_with_exit_2() {
         assert!(out.stderr.contains("error:"), "{}", out.stderr);
     }
 }
+
+#[test]
+fn every_file_starts_from_the_session_defaults_whatever_the_previous_one_set() {
+    // One run or one run per file: the same files must build the same schema.
+    let files = [
+        (
+            "001_ledger.sql",
+            "CREATE SCHEMA ledger;\nSET search_path = ledger;\nCREATE TABLE entries (id int);\n",
+        ),
+        ("002_plain.sql", "CREATE TABLE plain (id int);\n"),
+    ];
+    let together = Project::start();
+    for (name, sql) in files {
+        together.write(name, sql);
+    }
+    together.migrate(&[]).assert_code(0);
+    let one_by_one = Project::start();
+    for (name, sql) in files {
+        one_by_one.write(name, sql);
+        one_by_one.migrate(&[]).assert_code(0);
+    }
+    for f in [&together, &one_by_one] {
+        assert_eq!(
+            f.one("SELECT to_regclass('ledger.entries') IS NOT NULL"),
+            "t"
+        );
+        assert_eq!(f.one("SELECT to_regclass('public.plain') IS NOT NULL"), "t");
+        assert_eq!(f.one("SELECT to_regclass('ledger.plain') IS NULL"), "t");
+    }
+}
