@@ -79,10 +79,46 @@ impl Settings {
 }
 
 /// What every file starts from: the session's defaults. A file may change its session
-/// (`SET search_path`, `SET ROLE`, ...), and that must not reach the next file: otherwise the
-/// same files would build a different schema when applied in one run than when applied one
-/// run at a time. (`RESET ALL` leaves the role alone, hence `RESET ROLE`.)
-const FRESH_SESSION: &str = "RESET ALL;\nRESET ROLE;\n";
+/// (`SET search_path`, `SET ROLE`, a temporary table, a prepared statement, a cursor, a
+/// `LISTEN`, cached sequence values), and that must not reach the next file: otherwise the
+/// same files would build a different schema, or fail, when applied in one run rather than
+/// one run at a time (`hard-reset` applies everything in one run). `RESET ALL` leaves the
+/// role alone, hence `RESET ROLE`; `DISCARD ALL` would do all of it but refuses to run in a
+/// transaction.
+const FRESH_SESSION: &str = "RESET ALL;\nRESET ROLE;\nDISCARD TEMP;\nDEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;\nDISCARD SEQUENCES;\n";
+
+/// Remembers, in a transaction-local setting, which transaction the runner opened for the
+/// file, for [`guard`] to compare with at the end.
+pub const MARK_TRANSACTION: &str =
+    "SELECT pg_catalog.set_config('dreichor.txid', pg_catalog.txid_current()::text, true);\n";
+
+/// The start of the message that marks a guard failure: what [`Failure`] recognises.
+const GUARD_MARK: &str = "dreichor:";
+
+/// Runs just before the tracking row is written, with `search_path` pinned. It refuses to
+/// record the file when the runner's transaction is not the one it opened (the file ended it
+/// with a COMMIT, ROLLBACK or END that the lexer did not recognise) or when this session no
+/// longer holds the migration lock (the file released it): the lexer is the first line of
+/// defence, the server-side check the last.
+pub fn guard(transactional: bool) -> String {
+    let transaction = if transactional {
+        "IF pg_catalog.current_setting('dreichor.txid', true) IS DISTINCT FROM pg_catalog.txid_current()::text THEN \
+           RAISE EXCEPTION 'dreichor: the file ended the runner''s transaction itself (a COMMIT, ROLLBACK or END that the lexer did not recognise): statements before that point may be committed; nothing was recorded'; \
+         END IF; "
+    } else {
+        ""
+    };
+    format!(
+        "DO $dreichor_guard$ BEGIN {transaction}\
+           IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted \
+                          AND pid = pg_catalog.pg_backend_pid() AND classid = {} AND objid = {} AND objsubid = 1) THEN \
+             RAISE EXCEPTION 'dreichor: this session no longer holds the migration lock (the file released it, e.g. pg_advisory_unlock_all()): another run could have started; nothing was recorded'; \
+           END IF; \
+         END $dreichor_guard$",
+        crate::lock::CLASSID,
+        crate::lock::OBJID
+    )
+}
 
 /// Why a file failed, with everything an operator needs to act.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +164,13 @@ impl fmt::Display for Failure {
                 crate::migrations::NO_TRANSACTION_MARKER
             )?;
         }
-        if self.transactional && self.sqlstate.as_deref() == Some(LOCK_NOT_AVAILABLE) {
+        if self.error.starts_with(GUARD_MARK) {
+            // The guard's own message says what happened and what was not recorded.
+            write!(
+                f,
+                "\n  look at what the file did before that point (it may be committed) and fix the database by hand before running migrate again"
+            )?;
+        } else if self.transactional && self.sqlstate.as_deref() == Some(LOCK_NOT_AVAILABLE) {
             write!(
                 f,
                 "\n  the file's changes were rolled back and it was not recorded; nothing is wrong with the file: run migrate again when the lock holder is gone"
@@ -178,9 +220,11 @@ pub fn apply_one(
     }
 }
 
-/// What precedes the file in the message (`BEGIN` and [`FRESH_SESSION`]); error positions
-/// are shifted by its length.
-const PREFIX: &str = "BEGIN;\nRESET ALL;\nRESET ROLE;\n";
+/// What precedes the file in the message (`BEGIN`, [`FRESH_SESSION`], [`MARK_TRANSACTION`]);
+/// error positions are shifted by its length.
+fn prefix() -> String {
+    format!("BEGIN;\n{FRESH_SESSION}{MARK_TRANSACTION}")
+}
 
 fn apply_transactional(
     client: &mut Client,
@@ -191,8 +235,11 @@ fn apply_transactional(
     // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
     // statement written without one.
     let message = format!(
-        "{PREFIX}{}\n;\n{};\nCOMMIT;",
+        "{}{}\n;\n{};\n{};\n{};\nCOMMIT;",
+        prefix(),
         migration.sql,
+        crate::connect::PIN_SEARCH_PATH,
+        guard(true),
         tracking::insert_row(migration)
     );
     let mut retries = 0;
@@ -220,7 +267,7 @@ fn apply_transactional(
             continue;
         }
         let location =
-            position_in_file(&err, PREFIX.chars().count(), &migration.sql, 0).or_else(|| {
+            position_in_file(&err, prefix().chars().count(), &migration.sql, 0).or_else(|| {
                 if started.elapsed() < REPLAY_LIMIT && replayable(&err) {
                     locate_by_replay(client, migration, code.as_deref())
                 } else {
@@ -319,7 +366,9 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
     }
     client
         .batch_execute(&format!(
-            "BEGIN;\n{};\nCOMMIT",
+            "BEGIN;\n{};\n{};\n{};\nCOMMIT",
+            crate::connect::PIN_SEARCH_PATH,
+            guard(false),
             tracking::insert_row(migration)
         ))
         .map_err(|err| {
@@ -436,11 +485,6 @@ fn invalid_indexes(client: &mut Client) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_prefix_is_begin_and_a_fresh_session() {
-        assert_eq!(PREFIX, format!("BEGIN;\n{FRESH_SESSION}"));
-    }
 
     #[test]
     fn default_settings_follow_the_spec() {

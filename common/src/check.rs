@@ -362,17 +362,13 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
                 .map_err(|e| query_failed(url, &e))?;
             let sets = result_sets(&messages);
             let mut observed = observed_from(&sets);
-            let flags = sets
-                .get(1)
-                .and_then(|s| s.first())
-                .cloned()
-                .unwrap_or_default();
-            let flag = |i: usize| flags.get(i).cloned().flatten().as_deref() == Some("t");
-            let shape = match (flag(0), flag(1)) {
-                (false, _) => tracking::Shape::Missing,
-                (true, false) => tracking::Shape::TwoColumn,
-                (true, true) => tracking::Shape::Current,
-            };
+            let shape = tracking::shape_from_row(
+                &sets
+                    .get(1)
+                    .and_then(|s| s.first())
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             observed.applied =
                 tracking::read(&mut client, shape).map_err(|e| query_failed(url, &e))?;
             observed.shape = Some(shape);

@@ -174,6 +174,12 @@ pub fn migrate(
     if ensured.created {
         progress(&format!("created the tracking table {}", tracking::TABLE));
     }
+    if ensured.columns_added {
+        progress(&format!(
+            "added the columns duration_ms and applied_by to the tracking table {}",
+            tracking::TABLE
+        ));
+    }
     if let Some(versions) = &ensured.upgraded {
         progress(&format!(
             "upgraded the two-column tracking table {}: added columns checksum, duration_ms, applied_by; recorded the current checksum for {} versions",
@@ -341,6 +347,7 @@ impl Report for Status {
         out.push_str(match self.table {
             Shape::Missing => "missing (nothing applied yet)",
             Shape::TwoColumn => "in the two-column form (migrate will upgrade it)",
+            Shape::Partial => "present, without duration_ms/applied_by (migrate adds them)",
             Shape::Current => "present",
         });
         if let Some(h) = &self.lock_holder {
@@ -379,7 +386,7 @@ impl Report for Status {
             "table": match self.table {
                 Shape::Missing => "missing",
                 Shape::TwoColumn => "two-column",
-                Shape::Current => "present",
+                Shape::Partial | Shape::Current => "present",
             },
             "lock_holder": self.lock_holder,
             "migrations": self.entries.iter().map(|(e, at)| json!({

@@ -23,13 +23,14 @@ pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS public.dreichor_schema_migr
     applied_by  text
 )";
 
-/// Whether the table exists and whether it has the `checksum` column: one query, no error
-/// when the table is missing.
+/// Whether the table exists, and which of the columns beyond the design document's two it
+/// has (`checksum`, `duration_ms`, `applied_by`): one query, no error when the table is
+/// missing.
 pub const SHAPE: &str =
     "SELECT pg_catalog.to_regclass('public.dreichor_schema_migrations') IS NOT NULL, \
-     EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
-             WHERE attrelid = pg_catalog.to_regclass('public.dreichor_schema_migrations') \
-               AND attname = 'checksum' AND NOT attisdropped)";
+     (SELECT pg_catalog.array_agg(attname::text ORDER BY attname) FROM pg_catalog.pg_attribute \
+      WHERE attrelid = pg_catalog.to_regclass('public.dreichor_schema_migrations') \
+        AND attname IN ('checksum', 'duration_ms', 'applied_by') AND NOT attisdropped)::text";
 
 /// The rows, in version order.
 pub const SELECT_APPLIED: &str =
@@ -47,20 +48,40 @@ pub enum Shape {
     Missing,
     /// The design document's form: version and applied_at only.
     TwoColumn,
-    /// With checksums.
+    /// With checksums, but without a column the runner writes (`duration_ms`,
+    /// `applied_by`): SPEC.md's three-column form, say. Readable as is; `migrate` adds them.
+    Partial,
+    /// Every column the runner writes.
     Current,
+}
+
+/// The shape from a row of [`SHAPE`]: the existence flag and the extra columns present.
+pub fn shape_from_row(row: &[Option<String>]) -> Shape {
+    let exists = row.first().cloned().flatten().as_deref() == Some("t");
+    let columns = row.get(1).cloned().flatten().unwrap_or_default();
+    let has = |name: &str| {
+        columns
+            .trim_matches(|c| c == '{' || c == '}')
+            .split(',')
+            .any(|c| c == name)
+    };
+    match (
+        exists,
+        has("checksum"),
+        has("duration_ms") && has("applied_by"),
+    ) {
+        (false, _, _) => Shape::Missing,
+        (true, false, _) => Shape::TwoColumn,
+        (true, true, false) => Shape::Partial,
+        (true, true, true) => Shape::Current,
+    }
 }
 
 /// Reads the shape of the table (in a read-only transaction of its own).
 pub fn shape(client: &mut Client) -> Result<Shape, postgres::Error> {
     let messages = run_pinned(client, &pinned_read_only(SHAPE))?;
     let row = rows(&messages).into_iter().next().unwrap_or_default();
-    let flag = |i: usize| row.get(i).cloned().flatten().as_deref() == Some("t");
-    Ok(match (flag(0), flag(1)) {
-        (false, _) => Shape::Missing,
-        (true, false) => Shape::TwoColumn,
-        (true, true) => Shape::Current,
-    })
+    Ok(shape_from_row(&row))
 }
 
 /// Reads the applied rows (in a read-only transaction of its own). In a two-column table
@@ -71,7 +92,7 @@ pub fn read(client: &mut Client, shape: Shape) -> Result<Vec<Applied>, postgres:
         Shape::TwoColumn => {
             "SELECT version, NULL::text, applied_at::text FROM public.dreichor_schema_migrations ORDER BY version"
         }
-        Shape::Current => SELECT_APPLIED,
+        Shape::Partial | Shape::Current => SELECT_APPLIED,
     };
     let messages = run_pinned(client, &pinned_read_only(sql))?;
     Ok(applied_from_rows(rows(&messages)))
@@ -99,6 +120,8 @@ pub struct Ensured {
     /// A two-column table was upgraded; the versions whose checksum was recorded from the
     /// current files.
     pub upgraded: Option<Vec<String>>,
+    /// A table with checksums got the runner's other columns (`duration_ms`, `applied_by`).
+    pub columns_added: bool,
 }
 
 /// Creates the table when missing, or upgrades a two-column table: adds the missing columns
@@ -108,12 +131,27 @@ pub struct Ensured {
 pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postgres::Error> {
     match shape(client)? {
         Shape::Current => Ok(Ensured::default()),
+        Shape::Partial => {
+            run_pinned(
+                client,
+                &pinned(
+                    "ALTER TABLE public.dreichor_schema_migrations \
+                     ADD COLUMN IF NOT EXISTS duration_ms bigint, \
+                     ADD COLUMN IF NOT EXISTS applied_by text",
+                ),
+            )?;
+            Ok(Ensured {
+                created: false,
+                upgraded: None,
+                columns_added: true,
+            })
+        }
         Shape::Missing => {
             // Pinned: the column default `now()` is bound when the table is created.
             run_pinned(client, &pinned(CREATE))?;
             Ok(Ensured {
                 created: true,
-                upgraded: None,
+                ..Ensured::default()
             })
         }
         Shape::TwoColumn => {
@@ -142,20 +180,20 @@ pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postg
                 return Err(e);
             }
             Ok(Ensured {
-                created: false,
                 upgraded: Some(upgraded),
+                ..Ensured::default()
             })
         }
     }
 }
 
 /// The INSERT that records `migration`, run in the same transaction as the file: `applied_at`
-/// is the transaction's start and `duration_ms` the time the file took inside it. It pins
-/// `search_path` first (for the rest of the transaction only), so that a migration's own
-/// `SET search_path` cannot change what `now()` or `-` mean here.
+/// is the transaction's start and `duration_ms` the time the file took inside it. The caller
+/// pins `search_path` before it (for the rest of the transaction only), so that a migration's
+/// own `SET search_path` cannot change what `now()` or `-` mean here.
 pub fn insert_row(migration: &Migration) -> String {
     format!(
-        "{PIN_SEARCH_PATH};\nINSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
+        "INSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
          VALUES ({}, now(), {}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, current_user)",
         literal(&migration.version),
         literal(&migration.checksum)
@@ -182,6 +220,27 @@ mod tests {
         };
         assert!(insert_row(&m).contains("INTO public.dreichor_schema_migrations"));
         assert!(insert_row(&m).contains("'001_init'"));
+    }
+
+    #[test]
+    fn shapes_are_read_from_the_columns_present() {
+        let row = |exists: &str, columns: Option<&str>| {
+            vec![Some(exists.to_string()), columns.map(str::to_string)]
+        };
+        assert_eq!(shape_from_row(&row("f", None)), Shape::Missing);
+        assert_eq!(shape_from_row(&row("t", None)), Shape::TwoColumn);
+        assert_eq!(
+            shape_from_row(&row("t", Some("{checksum}"))),
+            Shape::Partial
+        );
+        assert_eq!(
+            shape_from_row(&row("t", Some("{applied_by,checksum}"))),
+            Shape::Partial
+        );
+        assert_eq!(
+            shape_from_row(&row("t", Some("{applied_by,checksum,duration_ms}"))),
+            Shape::Current
+        );
     }
 
     #[test]

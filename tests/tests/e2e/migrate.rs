@@ -955,3 +955,99 @@ fn every_file_starts_from_the_session_defaults_whatever_the_previous_one_set() {
         assert_eq!(f.one("SELECT to_regclass('ledger.plain') IS NULL"), "t");
     }
 }
+
+#[test]
+fn a_file_that_releases_the_migration_lock_is_not_recorded() {
+    let f = Project::start();
+    f.write(
+        "001_a.sql",
+        "CREATE TABLE a (id int);\nSELECT pg_advisory_unlock_all();\n",
+    );
+    let out = f.migrate(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("no longer holds the migration lock"),
+        "{}",
+        out.stderr
+    );
+    assert!(f.versions().is_empty());
+    assert!(
+        !f.table_exists("a"),
+        "the file must be rolled back with its row"
+    );
+}
+
+#[test]
+fn the_server_side_guard_refuses_a_transaction_the_file_ended_itself() {
+    use common::apply::{guard, MARK_TRANSACTION};
+    use common::connect::PIN_SEARCH_PATH;
+    let f = Project::start();
+    let mut client = f.connect_as_dev("guard-test");
+    client
+        .batch_execute(&format!("SELECT pg_advisory_lock({})", common::lock::KEY))
+        .unwrap();
+    // The runner's own transaction, untouched: the guard passes.
+    client
+        .batch_execute(&format!(
+            "BEGIN;\n{MARK_TRANSACTION}SELECT 1;\n{PIN_SEARCH_PATH};\n{};\nCOMMIT;",
+            guard(true)
+        ))
+        .unwrap();
+    // A COMMIT in the middle of the file: the rest runs in another transaction.
+    let err = client
+        .batch_execute(&format!(
+            "BEGIN;\n{MARK_TRANSACTION}CREATE TABLE half (id int);\nCOMMIT;\nSELECT 1;\n{PIN_SEARCH_PATH};\n{};\nCOMMIT;",
+            guard(true)
+        ))
+        .unwrap_err();
+    let text = crate::support::cluster::describe_error(&err);
+    assert!(
+        text.contains("ended the runner's transaction itself"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_tracking_table_in_the_three_column_form_gets_the_other_columns() {
+    let f = Project::start();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("002_b.sql", "CREATE TABLE b (id int);\n");
+    let checksum = common::migrations::checksum_of("CREATE TABLE a (id int);\n");
+    f.sql(&format!(
+        "CREATE TABLE public.dreichor_schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(), checksum text);\
+         ALTER TABLE public.dreichor_schema_migrations OWNER TO dreichor_dev;\
+         CREATE TABLE a (id int); ALTER TABLE a OWNER TO dreichor_dev;\
+         INSERT INTO public.dreichor_schema_migrations (version, checksum) VALUES ('001_a', '{checksum}');"
+    ));
+    let dry = f.migrate(&["--dry-run"]);
+    dry.assert_code(0);
+    let out = f.migrate(&[]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("added the columns duration_ms and applied_by"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("applied 1, already applied 1"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(f.versions(), ["001_a", "002_b"]);
+}
+
+#[test]
+fn temporary_objects_of_one_file_do_not_reach_the_next() {
+    let f = Project::start();
+    for (name, table) in [("001_a.sql", "a"), ("002_b.sql", "b")] {
+        f.write(
+            name,
+            &format!(
+                "CREATE TEMP TABLE staging AS SELECT 1 AS id;\nCREATE TABLE {table} AS SELECT * FROM staging;\nPREPARE fetch_one AS SELECT 1;\n"
+            ),
+        );
+    }
+    f.migrate(&[]).assert_code(0);
+    assert_eq!(f.versions(), ["001_a", "002_b"]);
+}
