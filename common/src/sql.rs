@@ -14,9 +14,22 @@
 //! SQL-standard function bodies (`CREATE FUNCTION ... BEGIN ATOMIC stmt; stmt; END`,
 //! PostgreSQL 14 and later) hold semicolons that do not end the `CREATE` statement, and
 //! their `BEGIN` is not a transaction. The lexer follows the heuristic psql uses for the
-//! same problem (`psqlscan.l`): after a `BEGIN ATOMIC` that does not start a statement,
-//! `CASE` opens and `END` closes a level, and only the `END` that returns to level zero
-//! ends the body. A statement that *starts* with `BEGIN` is always transaction control.
+//! same problem (`psqlscan.l`), a little stricter:
+//!
+//! - Only a *routine definition* can hold a body: a statement whose first unquoted words
+//!   are `CREATE FUNCTION`, `CREATE PROCEDURE`, `CREATE OR REPLACE FUNCTION` or
+//!   `CREATE OR REPLACE PROCEDURE`, in any case. As in psql, only unquoted words count
+//!   here; comments and any other tokens between them are passed over.
+//! - In a routine definition, outside parentheses (as in psql), the words `BEGIN ATOMIC`
+//!   at level zero open level one (psql takes any `BEGIN`; comments may sit between the
+//!   two words); inside a level, `CASE` opens one more and `END` closes one. A word right
+//!   after `.` or `AS` is a name (`t.end`, `AS case`) and does neither.
+//! - A `;` ends the statement only at level zero (unlike psql, parentheses do not matter
+//!   here), so the body ends at the `;` after the `END` that returns to level zero.
+//!
+//! Every other statement ends at its first `;` whatever words it holds:
+//! `SELECT begin atomic FROM t;` is one statement, and a statement that starts with `BEGIN`
+//! is always transaction control.
 //!
 //! A psql meta-command (`\i`, `\set`, `\copy`, ...) is a backslash outside every quote and
 //! comment; the server has no idea what it means, so such a file is reported unusable
@@ -335,15 +348,53 @@ pub fn byte_offset_of_char_position(src: &str, position: usize) -> usize {
 /// one inside a `BEGIN ATOMIC` body.
 #[derive(Debug, Default)]
 struct Splitter {
-    /// Significant tokens seen in this statement so far.
-    significant: usize,
-    /// The previous significant token was `BEGIN`, and not the statement's first.
+    /// How far the statement's words match `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+    head: Head,
+    /// Open `(` not yet closed; a word inside parentheses is never a level keyword.
+    paren_depth: u32,
+    /// The previous significant token was a `BEGIN` that may open a body.
     after_begin: bool,
     /// The previous significant token was `.` or `AS`, so a word now is a name or label
     /// (`t.end`, `AS case`), never the keyword that opens or closes a level.
     after_label_intro: bool,
     /// Open `BEGIN ATOMIC` / `CASE` levels; a `;` ends the statement only at zero.
     atomic_depth: u32,
+}
+
+/// The start of a statement, word by word (psql's `identifiers[]`): only a statement whose
+/// first words are `CREATE [OR REPLACE] FUNCTION|PROCEDURE` can hold a `BEGIN ATOMIC` body.
+/// Only unquoted words count; comments, literals, quoted identifiers and punctuation
+/// between them are passed over, as in psql.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// No word yet.
+    #[default]
+    Start,
+    /// `CREATE`.
+    Create,
+    /// `CREATE OR`.
+    CreateOr,
+    /// `CREATE OR REPLACE`.
+    CreateOrReplace,
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`: a routine definition.
+    Routine,
+    /// Anything else: `BEGIN`, `CASE` and `END` are never counted in this statement.
+    Other,
+}
+
+impl Head {
+    /// The state after the statement's next word.
+    fn next(self, word: &[u8]) -> Head {
+        let routine = |word| is_keyword(word, "FUNCTION") || is_keyword(word, "PROCEDURE");
+        match self {
+            Head::Start if is_keyword(word, "CREATE") => Head::Create,
+            Head::Create if is_keyword(word, "OR") => Head::CreateOr,
+            Head::CreateOr if is_keyword(word, "REPLACE") => Head::CreateOrReplace,
+            Head::Create | Head::CreateOrReplace if routine(word) => Head::Routine,
+            Head::Routine => Head::Routine,
+            _ => Head::Other,
+        }
+    }
 }
 
 impl Splitter {
@@ -357,20 +408,29 @@ impl Splitter {
             }
             TokenKind::Word => {
                 let word = &bytes[token.start..token.end];
-                if self.after_begin && is_keyword(word, "ATOMIC") {
+                self.head = self.head.next(word);
+                // Like psql, only words outside parentheses of a routine definition open
+                // or close levels; unlike psql, only `BEGIN ATOMIC` opens the body.
+                let counts =
+                    self.head == Head::Routine && self.paren_depth == 0 && !self.after_label_intro;
+                if counts && self.after_begin && is_keyword(word, "ATOMIC") {
                     self.atomic_depth = 1;
-                } else if self.atomic_depth > 0 && !self.after_label_intro {
+                } else if counts && self.atomic_depth > 0 {
                     if is_keyword(word, "CASE") {
                         self.atomic_depth += 1;
                     } else if is_keyword(word, "END") {
                         self.atomic_depth -= 1;
                     }
                 }
-                self.after_begin =
-                    self.significant > 0 && self.atomic_depth == 0 && is_keyword(word, "BEGIN");
+                self.after_begin = counts && self.atomic_depth == 0 && is_keyword(word, "BEGIN");
                 self.after_label_intro = is_keyword(word, "AS");
             }
             TokenKind::Other => {
+                match bytes[token.start] {
+                    b'(' => self.paren_depth = self.paren_depth.saturating_add(1),
+                    b')' => self.paren_depth = self.paren_depth.saturating_sub(1),
+                    _ => {}
+                }
                 self.after_begin = false;
                 self.after_label_intro = bytes[token.start] == b'.';
             }
@@ -379,7 +439,6 @@ impl Splitter {
                 self.after_label_intro = false;
             }
         }
-        self.significant += 1;
         false
     }
 }
@@ -1104,6 +1163,121 @@ mod tests {
     }
 
     #[test]
+    fn begin_atomic_outside_a_routine_definition_does_not_open_a_body() {
+        let src = "CREATE TABLE t (begin int, atomic int);\n\
+                   SELECT begin atomic FROM t;\n\
+                   COMMIT;\n\
+                   CREATE TABLE second_half (id int);\n";
+        assert_eq!(
+            statements(src),
+            [
+                "CREATE TABLE t (begin int, atomic int);",
+                "SELECT begin atomic FROM t;",
+                "COMMIT;",
+                "CREATE TABLE second_half (id int);"
+            ]
+        );
+        let found = transaction_control(src);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].keyword, "COMMIT");
+        assert_eq!(line_col(src, found[0].offset), (3, 1));
+    }
+
+    #[test]
+    fn select_begin_atomic_is_one_statement() {
+        assert_eq!(
+            statements("SELECT begin atomic; SELECT 1;"),
+            ["SELECT begin atomic;", "SELECT 1;"]
+        );
+        assert_eq!(
+            statements("SELECT 1 AS begin, 2 atomic; COMMIT;"),
+            ["SELECT 1 AS begin, 2 atomic;", "COMMIT;"]
+        );
+    }
+
+    #[test]
+    fn create_or_replace_function_with_case_in_body_is_one_statement() {
+        let function = "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC \
+                        SELECT 1; SELECT CASE WHEN true THEN 1 END; END;";
+        assert_eq!(statements(function), [function]);
+        let src = format!("{function}\nCOMMIT;");
+        assert_eq!(statements(&src), [function, "COMMIT;"]);
+        assert_eq!(keywords(&src), ["COMMIT"]);
+    }
+
+    #[test]
+    fn create_procedure_with_atomic_body_is_one_statement() {
+        let procedure = "CREATE PROCEDURE p() BEGIN ATOMIC INSERT INTO t VALUES (1); END;";
+        assert_eq!(statements(procedure), [procedure]);
+        let src = format!("{procedure} SELECT 2;");
+        assert_eq!(statements(&src), [procedure, "SELECT 2;"]);
+    }
+
+    #[test]
+    fn routine_head_is_matched_word_by_word_in_any_case_past_comments() {
+        let function = "-- lead\ncreate /* a */ Or -- b\n rEpLaCe\nFunction f() RETURNS int \
+                        LANGUAGE sql BEGIN ATOMIC SELECT 1; END;";
+        let src = format!("{function} SELECT 2;");
+        assert_eq!(statements(&src), [function, "SELECT 2;"]);
+        // Not a routine head: the words are not the statement's first, or are not in order,
+        // or name another object.
+        for head in [
+            "EXPLAIN CREATE FUNCTION",
+            "CREATE REPLACE FUNCTION",
+            "CREATE OR FUNCTION",
+            "CREATE TRIGGER",
+            "CREATE OR REPLACE VIEW",
+            "CREATE \"function\"",
+            "ALTER FUNCTION",
+        ] {
+            let src = format!("{head} f() BEGIN ATOMIC SELECT 1; END;");
+            assert_eq!(
+                statements(&src),
+                [
+                    format!("{head} f() BEGIN ATOMIC SELECT 1;").as_str(),
+                    "END;"
+                ],
+                "{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn create_table_with_begin_and_atomic_columns_is_not_an_atomic_body() {
+        let src = "CREATE TABLE t (begin int, atomic int, id int);\n\
+                   CREATE TABLE u AS SELECT begin atomic, 1 AS case FROM t;\n\
+                   CREATE TABLE v (x int) ; COMMIT;";
+        assert_eq!(
+            statements(src),
+            [
+                "CREATE TABLE t (begin int, atomic int, id int);",
+                "CREATE TABLE u AS SELECT begin atomic, 1 AS case FROM t;",
+                "CREATE TABLE v (x int) ;",
+                "COMMIT;"
+            ]
+        );
+        assert_eq!(keywords(src), ["COMMIT"]);
+    }
+
+    #[test]
+    fn begin_atomic_inside_parentheses_of_a_routine_does_not_open_a_body() {
+        // A parameter named `begin` of a type named `atomic`, as psql sees it: outside
+        // parentheses only.
+        let function = "CREATE FUNCTION f(begin atomic) RETURNS int LANGUAGE sql RETURN 1;";
+        assert_eq!(
+            statements(&format!("{function} COMMIT;")),
+            [function, "COMMIT;"]
+        );
+        // `CASE ... END` in parentheses inside a body neither opens nor closes a level.
+        let function = "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC \
+                        SELECT (CASE WHEN true THEN 1 END); SELECT f((2)); END;";
+        assert_eq!(
+            statements(&format!("{function} COMMIT;")),
+            [function, "COMMIT;"]
+        );
+    }
+
+    #[test]
     fn leading_byte_order_mark_is_whitespace() {
         let src = "\u{feff}BEGIN;";
         assert_eq!(keywords(src), ["BEGIN"]);
@@ -1535,6 +1709,10 @@ mod tests {
             1 => Just("$1"),
             1 => Just("é"),
             1 => Just("🦀"),
+            1 => Just("CREATE FUNCTION "),
+            1 => Just("create or replace procedure "),
+            1 => Just("("),
+            1 => Just(")"),
             1 => Just(" BEGIN "),
             1 => Just(" ATOMIC "),
             1 => Just(" CASE "),
