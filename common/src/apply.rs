@@ -141,6 +141,9 @@ pub struct Failure {
     pub invalid_indexes: Vec<String>,
     /// How often it was retried after `lock_not_available`.
     pub retries: u32,
+    /// The connection died during the file: whether it committed is for the caller to find
+    /// out (it may have, with the reply lost), so this failure does not claim either way.
+    pub connection_lost: bool,
 }
 
 impl fmt::Display for Failure {
@@ -164,7 +167,9 @@ impl fmt::Display for Failure {
                 crate::migrations::NO_TRANSACTION_MARKER
             )?;
         }
-        if self.error.starts_with(GUARD_MARK) {
+        if self.connection_lost {
+            // The caller says what a new session finds.
+        } else if self.error.starts_with(GUARD_MARK) {
             // The guard's own message says what happened and what was not recorded.
             write!(
                 f,
@@ -207,17 +212,33 @@ impl fmt::Display for Failure {
 
 /// Applies one file with its tracking row. `progress` hears about retries. Returns how long
 /// it took.
+/// `interrupted` says whether the operator asked to stop (Ctrl-C): it is looked at while
+/// waiting to retry and between the statements of a no-transaction file, where no cancel
+/// request can reach a running statement.
 pub fn apply_one(
     client: &mut Client,
     migration: &Migration,
     settings: &Settings,
     progress: &mut dyn FnMut(&str),
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<Duration, Box<Failure>> {
     if migration.transactional {
-        apply_transactional(client, migration, settings, progress)
+        apply_transactional(client, migration, settings, progress, interrupted)
     } else {
-        apply_statements(client, migration)
+        apply_statements(client, migration, interrupted)
     }
+}
+
+/// Sleeps for `wait`, waking early (false) when `interrupted` says so.
+fn sleep_unless(wait: Duration, interrupted: &dyn Fn() -> bool) -> bool {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if interrupted() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    !interrupted()
 }
 
 /// What precedes the file in the message (`BEGIN`, [`FRESH_SESSION`], [`MARK_TRANSACTION`]);
@@ -231,6 +252,7 @@ fn apply_transactional(
     migration: &Migration,
     settings: &Settings,
     progress: &mut dyn FnMut(&str),
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<Duration, Box<Failure>> {
     // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
     // statement written without one.
@@ -253,7 +275,10 @@ fn apply_transactional(
         // connection is gone, the server has rolled it back already.
         let _ = client.batch_execute("ROLLBACK");
         let code = sqlstate(&err);
-        if code.as_deref() == Some(LOCK_NOT_AVAILABLE) && retries < settings.lock_retries {
+        if code.as_deref() == Some(LOCK_NOT_AVAILABLE)
+            && retries < settings.lock_retries
+            && !interrupted()
+        {
             let wait = settings.backoff * 2u32.pow(retries);
             retries += 1;
             progress(&format!(
@@ -263,8 +288,10 @@ fn apply_transactional(
                 settings.lock_retries,
                 human_duration(wait)
             ));
-            std::thread::sleep(wait);
-            continue;
+            if sleep_unless(wait, interrupted) {
+                continue;
+            }
+            // Interrupted while waiting: the file stays rolled back; report that.
         }
         let location =
             position_in_file(&err, prefix().chars().count(), &migration.sql, 0).or_else(|| {
@@ -284,11 +311,16 @@ fn apply_transactional(
             statements_total: 0,
             invalid_indexes: Vec::new(),
             retries,
+            connection_lost: client.is_closed(),
         }));
     }
 }
 
-fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Duration, Box<Failure>> {
+fn apply_statements(
+    client: &mut Client,
+    migration: &Migration,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Duration, Box<Failure>> {
     let started = Instant::now();
     let src = &migration.sql;
     let statements: Vec<_> = sql::split(src)
@@ -306,6 +338,7 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
         statements_total: statements.len(),
         invalid_indexes,
         retries: 0,
+        connection_lost: false,
     };
     // An INVALID index (a CREATE INDEX CONCURRENTLY that failed earlier) would be kept by a
     // re-run written with IF NOT EXISTS, and the file recorded as applied over a broken
@@ -328,6 +361,15 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
     }
     let mut run = Vec::new();
     for statement in &statements {
+        if interrupted() {
+            return Err(Box::new(Failure {
+                location: statement
+                    .first_token_offset(src)
+                    .map(|o| sql::line_col(src, o)),
+                statements_run: run,
+                ..failure("interrupted before this statement".into(), Vec::new())
+            }));
+        }
         let text = statement.text(src);
         let concurrent = is_concurrent(text);
         if concurrent {
@@ -357,6 +399,7 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
                 statements_total: statements.len(),
                 invalid_indexes: invalid_indexes(client),
                 retries: 0,
+                connection_lost: false,
             }));
         }
         let line = statement
@@ -386,6 +429,7 @@ fn apply_statements(client: &mut Client, migration: &Migration) -> Result<Durati
                 statements_total: statements.len(),
                 invalid_indexes: Vec::new(),
                 retries: 0,
+                connection_lost: false,
             })
         })?;
     Ok(started.elapsed())
@@ -519,6 +563,7 @@ mod tests {
             statements_total: 0,
             invalid_indexes: vec![],
             retries: 0,
+            connection_lost: false,
         };
         let text = f.to_string();
         assert!(text.starts_with("003_x.sql:4:7: relation"), "{text}");
@@ -537,6 +582,7 @@ mod tests {
             statements_total: 3,
             invalid_indexes: vec!["i_t_a".into()],
             retries: 0,
+            connection_lost: false,
         };
         let text = f.to_string();
         assert!(text.contains("2 of its 3 statements had run"), "{text}");

@@ -5,7 +5,8 @@
 //! the migration lock until then, while the operator believes the run stopped. Instead, the
 //! first SIGINT, SIGTERM or SIGHUP (the SSH session dropped) sends PostgreSQL a cancel request for the running statement
 //! (`pg_cancel_backend` over a separate connection, as psql does on Ctrl-C): a transactional
-//! file is rolled back with its row, and the run stops before the next file. Outside the
+//! file is rolled back with its row, and the run stops before the next file. A second signal
+//! ends the process as the signal would have by default. Outside the
 //! apply loop the signals keep their default action: nothing is being changed there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,11 +36,15 @@ impl CancelOnSignal {
         let thread = std::thread::Builder::new()
             .name("cancel-on-signal".into())
             .spawn(move || {
-                for _ in signals.forever() {
+                for signal in signals.forever() {
                     if !flag.swap(true, Ordering::SeqCst) {
                         // Nothing useful can be done when the cancel request itself fails
                         // (the server is gone): the run's own error says what happened.
                         let _ = token.cancel_query(NoTls);
+                    } else {
+                        // A second signal: the operator insists. Do what the signal would
+                        // have done; the server rolls back whatever is still open.
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
                     }
                 }
             })?;

@@ -51,8 +51,8 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// The environment from `--env` and `DREICHOR_ENV`.
     pub fn resolve_env(&self) -> Result<Env, Error> {
-        let var = std::env::var("DREICHOR_ENV").ok();
-        Ok(config::resolve_env(self.env.as_deref(), var.as_deref())?)
+        // A DREICHOR_ENV that is not Unicode is refused, not taken for unset.
+        Ok(config::resolve_env_from_process(self.env.as_deref())?)
     }
 
     /// The environment and the validated `DATABASE_URL`, before any connection.

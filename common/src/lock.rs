@@ -76,9 +76,8 @@ pub fn holder_query() -> String {
                 coalesce(a.state, 'not visible to this role') \
          FROM pg_catalog.pg_locks l \
          LEFT JOIN LATERAL pg_catalog.pg_stat_get_activity(l.pid) a ON true \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {CLASSID} AND l.objid = {OBJID} \
-           AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+         WHERE {}",
+        held_in_this_database()
     )
 }
 
@@ -88,9 +87,17 @@ pub fn holder_query() -> String {
 pub fn holder_pids_query() -> String {
     format!(
         "SELECT pg_catalog.json_agg(l.pid) FROM pg_catalog.pg_locks l \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {CLASSID} AND l.objid = {OBJID} \
-           AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+         WHERE {}",
+        held_in_this_database()
+    )
+}
+
+/// The `pg_locks l` rows of the migration lock, granted, in the current database.
+fn held_in_this_database() -> String {
+    format!(
+        "l.locktype = 'advisory' AND l.granted AND l.classid = {CLASSID} AND l.objid = {OBJID} \
+         AND l.objsubid = 1 \
+         AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
     )
 }
 

@@ -216,8 +216,13 @@ pub fn summarize(drift: &[Drift]) -> Vec<String> {
 }
 
 /// The first 12 hex digits: enough to tell checksums apart in a message.
-fn short(checksum: &str) -> &str {
-    &checksum[..checksum.len().min(12)]
+pub fn short(checksum: &str) -> &str {
+    // By characters: a hand-edited tracking row may hold anything, and a byte slice could
+    // cut a character in two.
+    match checksum.char_indices().nth(12) {
+        Some((end, _)) => &checksum[..end],
+        None => checksum,
+    }
 }
 
 /// The runner's plan: the pending files in order, or every drift found. Nothing is pending
@@ -423,6 +428,12 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].starts_with("300 applied versions have no file"));
         assert_eq!(summarize(&drift[..3]).len(), 3);
+    }
+
+    #[test]
+    fn short_checksums_never_cut_a_character() {
+        assert_eq!(short("aéééééééééééééé"), "aééééééééééé");
+        assert_eq!(short("abc"), "abc");
     }
 
     #[test]

@@ -169,8 +169,19 @@ pub fn migrate(
         )));
     }
 
-    let ensured = tracking::ensure(&mut client, files)
-        .map_err(|e| failed(url, "creating the tracking table", &e))?;
+    let ensured = tracking::ensure(&mut client, files).map_err(|e| {
+        let mut error = failed(url, "creating or upgrading the tracking table", &e);
+        if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            if let Error::Failed(message) = &mut error {
+                message.push_str(&format!(
+                    "\n  the role {} may not create or alter {} in schema public: it should own the database (infra/db/provision.sh sets that up), or be granted CREATE on schema public",
+                    url.user(),
+                    tracking::TABLE
+                ));
+            }
+        }
+        error
+    })?;
     if ensured.created {
         progress(&format!("created the tracking table {}", tracking::TABLE));
     }
@@ -215,7 +226,13 @@ pub fn migrate(
             return Err(interrupted(&summary, None));
         }
         progress(&format!("applying {}", migration.version));
-        match apply::apply_one(&mut client, migration, &options.settings, progress) {
+        match apply::apply_one(
+            &mut client,
+            migration,
+            &options.settings,
+            progress,
+            &interrupted_now,
+        ) {
             Ok(duration) => {
                 progress(&format!(
                     "applied  {} ({})",
@@ -241,9 +258,10 @@ pub fn migrate(
                 };
                 let mut message = format!("{failure}\n  {kept}");
                 if client.is_closed() {
-                    // The server ended the session (terminated, restarted): whatever the
-                    // file did was rolled back with it.
-                    message.push_str("\n  the connection to the server was lost during the file");
+                    message.push_str(&format!(
+                        "\n  {}",
+                        after_lost_connection(url, env, &migration.version)
+                    ));
                 }
                 return Err(Error::Failed(message));
             }
@@ -252,6 +270,29 @@ pub fn migrate(
     drop(interrupt);
     let _ = lock::release(&mut client);
     Ok(summary)
+}
+
+/// The connection died while a file was running: the server may have committed the file
+/// (and its row) just before, with the reply lost. Ask a new session which it was rather
+/// than guess.
+fn after_lost_connection(url: &DbUrl, env: Env, version: &str) -> String {
+    let recorded = connect::open(url, env, APPLICATION, Duration::from_secs(5))
+        .and_then(|mut client| {
+            tracking::read(&mut client, Shape::Current)
+                .map_err(|e| failed(url, "reading the tracking table", &e))
+        })
+        .map(|applied| applied.iter().any(|a| a.version == version));
+    match recorded {
+        Ok(true) => format!(
+            "the connection to the server was lost, but a new session finds {version} recorded: the file was committed with its row just before"
+        ),
+        Ok(false) => format!(
+            "the connection to the server was lost during the file; a new session finds {version} not recorded, so nothing of it was committed"
+        ),
+        Err(_) => format!(
+            "the connection to the server was lost during the file and the server cannot be asked now: {version} is recorded if and only if it was applied; run `migrate status` when the server is back"
+        ),
+    }
 }
 
 /// The run stopped on the operator's Ctrl-C (or a SIGTERM): what was cancelled, and what
@@ -367,8 +408,8 @@ impl Report for Status {
                 }
                 State::Modified { recorded, actual } => out.push_str(&format!(
                     "  (applied with checksum {}, file now {})",
-                    &recorded[..recorded.len().min(12)],
-                    &actual[..actual.len().min(12)]
+                    plan::short(recorded),
+                    plan::short(actual)
                 )),
                 State::OutOfOrder { latest_applied } => out.push_str(&format!(
                     "  (sorts before {latest_applied}, which is applied)"
@@ -405,7 +446,15 @@ pub fn status(
     files: &[Migration],
     timeout: Duration,
 ) -> Result<Status, Error> {
-    let mut client = connect::open(url, env, APPLICATION, timeout)?;
+    // Bounded: a lock on the tracking table (a migration altering it, a stuck session) must
+    // not make a status read hang.
+    let mut client = connect::open_with(
+        url,
+        env,
+        APPLICATION,
+        timeout,
+        "-c lock_timeout=5000 -c statement_timeout=30000",
+    )?;
     let (shape, applied) = read_only(&mut client, url)?;
     let lock_holder = lock::holder(&mut client).map_err(|e| failed(url, "reading pg_locks", &e))?;
     let entries = reconcile(&applied, files.iter().map(Known::from))

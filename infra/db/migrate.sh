@@ -43,7 +43,9 @@ binary() {
             exit 2
         fi
         echo "migrate.sh: building migrate in release mode ($stale)..." >&2
-        cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p migrate >&2
+        # A failed build touched nothing: exit 2, within the tools' documented codes.
+        cargo build --quiet --release --locked --manifest-path "$root/Cargo.toml" -p migrate >&2 \
+            || { echo "migrate.sh: building migrate failed (see above); nothing was touched" >&2; exit 2; }
     fi
     printf '%s\n' "$bin"
 }

@@ -74,6 +74,8 @@ struct ApplyArgs {
 
     /// PostgreSQL lock_timeout for migration statements, in seconds (0: off). A file that
     /// times out waiting for a lock is rolled back and retried a few times with backoff.
+    /// `... CONCURRENTLY` statements (no-transaction files) run without it: they wait for
+    /// older transactions by design, and their lock blocks no reads or writes.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     lock_timeout: u64,
 

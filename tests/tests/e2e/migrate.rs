@@ -347,7 +347,12 @@ fn a_backend_terminated_mid_file_leaves_it_unapplied() {
     let out = run.wait();
     out.assert_code(1);
     assert!(out.stderr.contains("002_slow.sql"), "{}", out.stderr);
-    assert!(out.stderr.contains("connection"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("a new session finds 002_slow not recorded, so nothing of it was committed"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(f.versions(), ["001_a"]);
     assert!(!f.table_exists("slow"));
 }
@@ -765,6 +770,8 @@ fn ctrl_c_cancels_the_running_file_rolls_it_back_and_releases_the_lock() {
         f.one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
         "0"
     );
+    // Never applied, so it may be edited: without the sleep, the next run completes.
+    f.write("002_slow.sql", "CREATE TABLE slow (id int);\n");
     f.migrate(&[]).assert_code(0);
 }
 
@@ -1050,4 +1057,38 @@ fn temporary_objects_of_one_file_do_not_reach_the_next() {
     }
     f.migrate(&[]).assert_code(0);
     assert_eq!(f.versions(), ["001_a", "002_b"]);
+}
+
+#[test]
+fn ctrl_c_while_waiting_to_retry_stops_the_run_with_the_file_unapplied() {
+    let f = Project::start();
+    f.write("001_t.sql", "CREATE TABLE t (id int);\n");
+    f.migrate(&[]).assert_code(0);
+    f.write("002_alter.sql", "ALTER TABLE t ADD COLUMN v text;\n");
+    let mut blocker = f.cluster.admin_db("dreichor_dev");
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE t IN ACCESS SHARE MODE")
+        .unwrap();
+    let mut run = f.cmd(&["--lock-timeout", "1"]).spawn();
+    run.wait_for_stderr("retry 1 of 3", Duration::from_secs(30));
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = run.wait();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    out.assert_code(1);
+    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    tx.commit().unwrap();
+    assert_eq!(f.versions(), ["001_t"]);
+    assert_eq!(
+        f.one("SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'v'"),
+        "0"
+    );
 }
