@@ -2,7 +2,9 @@
 //!
 //! Parses flags, asks the operator (with `dialoguer`), and maps the outcome to an exit code.
 //! The rules, the steps, all SQL and the handling of Ctrl-C during the destructive steps live
-//! in `common::reset`; an interrupted reset comes back as a summary whose exit code is 1.
+//! in `common::reset`. A SIGINT, SIGTERM or SIGHUP during steps 4 to 6 is held until the
+//! database is recreated and migrated: the reset then comes back as a summary that says it was
+//! interrupted, with exit code 0 when every step succeeded (or as a step failure, exit 1).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -54,8 +56,9 @@ struct Cli {
 #[derive(Args, Debug)]
 #[group(multiple = false)]
 struct BackupArgs {
-    /// Back up the database with `pg_dump -Fc` into FILE (new file; checked with
-    /// `pg_restore -l`) before dropping it. Prod needs this or --no-backup.
+    /// Back up the database with `pg_dump -Fc` into FILE before dropping it: written to
+    /// FILE.partial, checked with `pg_restore -l`, then renamed. Neither may exist yet. Prod
+    /// needs this or --no-backup.
     #[arg(long, value_name = "FILE")]
     backup: Option<PathBuf>,
 

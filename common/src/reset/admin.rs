@@ -2,12 +2,32 @@
 //! and the checks made on it before the operator is shown anything: it landed in `postgres`,
 //! the environment's database exists, and the role may drop it and create it again with the
 //! same owner.
+//!
+//! # No unbounded wait
+//!
+//! `DROP DATABASE` waits for the lock on the database object, and any session may hold one
+//! (an open transaction that ran `COMMENT ON DATABASE` or `GRANT ... ON DATABASE`, from any
+//! database, so step 2 does not see it). The drop runs while Ctrl-C, SIGTERM and SIGHUP are
+//! held, so an unbounded wait could only be ended with `kill -9`, and the orphaned backend
+//! would then complete the drop when the lock was released: the database gone without a
+//! word. So the session gets [`LOCK_TIMEOUT`] (the drop then fails with SQLSTATE 55P03 and
+//! nothing dropped) and, from PostgreSQL 14 on, `client_connection_check_interval`, with which
+//! a backend whose client has gone cancels its statement instead of carrying it out
+//! (<https://www.postgresql.org/docs/current/runtime-config-connection.html>). Both are
+//! session settings, so they cover `CREATE DATABASE` in step 5 too.
 
 use postgres::Client;
 
 use crate::connect::{self, literal, rows};
 use crate::error::Error;
 use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
+
+/// How long the admin session waits for a lock before its statement fails (55P03).
+pub(super) const LOCK_TIMEOUT: &str = "10s";
+
+/// How often a backend running a statement of the admin session checks that the client is
+/// still there (PostgreSQL 14 and later).
+const CLIENT_CHECK_INTERVAL: &str = "1s";
 
 /// Connects as the admin and checks it can do the job: it is in `postgres`, the target exists,
 /// and it is a superuser, or has CREATEDB and is a member of the owner (to drop and to create
@@ -18,8 +38,17 @@ pub(super) fn open(request: &Request) -> Result<Client, Error> {
     // The admin session's own queries mean the catalog's functions and operators, whatever
     // the admin role's settings put on its search_path.
     admin
-        .batch_execute("SET search_path = pg_catalog, pg_temp")
+        .batch_execute(&format!(
+            "SET search_path = pg_catalog, pg_temp; SET lock_timeout = {}",
+            literal(LOCK_TIMEOUT)
+        ))
         .map_err(|e| connect::failed(&request.admin, "setting up the admin connection", &e))?;
+    // Best effort: before PostgreSQL 14 the setting does not exist (42704), and the lock
+    // timeout alone bounds the wait. An error outside a transaction leaves the session usable.
+    let _ = admin.batch_execute(&format!(
+        "SET client_connection_check_interval = {}",
+        literal(CLIENT_CHECK_INTERVAL)
+    ));
     let sql = format!(
         "SELECT current_database(), current_user, r.rolsuper, r.rolcreatedb, d.oid IS NOT NULL, \
                 pg_catalog.pg_get_userbyid(d.datdba), \

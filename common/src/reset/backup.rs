@@ -1,11 +1,22 @@
-//! Step 3, the backup: `pg_dump -Fc` into a new file, then `pg_restore -l` on it, so that a
-//! backup that cannot be read is found while the data still exists.
+//! Step 3, the backup: `pg_dump -Fc` into `FILE.partial`, then `pg_restore -l` on it, so that
+//! a backup that cannot be read is found while the data still exists, and only then renamed
+//! to FILE.
 //!
 //! The client programs are found through `PG_BIN` or `PATH`. They get the credentials in
 //! their environment only, never on their command line, which any user can read in the
-//! process list (<https://www.postgresql.org/docs/current/libpq-envars.html>), and every
-//! inherited `PG*` variable is removed so that nothing redirects them. The file is created
-//! here with mode 0600 (it holds the data) and removed again if the backup fails.
+//! process list (<https://www.postgresql.org/docs/current/libpq-envars.html>); every
+//! inherited `PG*` variable is removed so that nothing redirects them, and so are our own
+//! URLs (`command::without_secrets`).
+//!
+//! # Why `FILE.partial`
+//!
+//! Ctrl-C during step 3 reaches the whole foreground process group: `pg_dump` and the tool
+//! both end at once, and nothing is left to remove a half-written file. Written straight to
+//! FILE, that file would look like the backup the operator asked for. So the dump goes to
+//! [`partial_path`] (created new, mode 0600: it holds the data), FILE appears only once
+//! `pg_restore -l` has read the dump back, and any failure we live through removes the
+//! `.partial`. One left behind by a killed run makes the next run refuse (`request`), naming
+//! it: it is not a backup, and only the operator can tell whether anything else wrote it.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
@@ -16,7 +27,7 @@ use std::time::Instant;
 
 use crate::cli::human_duration;
 use crate::config::DbUrl;
-use crate::reset::command::stderr_for_child;
+use crate::reset::command::{stderr_for_child, without_secrets};
 use crate::reset::{Operator, Request, BACKUP_APPLICATION, CONNECT_TIMEOUT};
 
 /// Where `name` (a PostgreSQL client program) is: in `PG_BIN` when set, else the first one on
@@ -70,7 +81,21 @@ pub fn libpq_env(url: &DbUrl) -> (Vec<OsString>, Vec<(String, String)>) {
     (remove, set)
 }
 
-/// `pg_dump -Fc --no-password -f FILE` with the credentials in its environment only.
+/// Where the dump is written until it has been verified: FILE with `.partial` appended.
+///
+/// ```
+/// use std::path::Path;
+/// use common::reset::partial_path;
+/// assert_eq!(partial_path(Path::new("/b/prod.dump")), Path::new("/b/prod.dump.partial"));
+/// ```
+pub fn partial_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// `pg_dump -Fc --no-password -f FILE` with the credentials in its environment only, and
+/// neither `DATABASE_URL` nor `DREICHOR_ADMIN_DATABASE_URL` there.
 pub fn pg_dump_command(pg_dump: &Path, url: &DbUrl, file: &Path) -> Command {
     let mut command = Command::new(pg_dump);
     command
@@ -82,13 +107,22 @@ pub fn pg_dump_command(pg_dump: &Path, url: &DbUrl, file: &Path) -> Command {
     for k in remove {
         command.env_remove(k);
     }
+    without_secrets(&mut command);
     command.envs(set);
     command
 }
 
-/// Step 3: dumps into a new file (created here, mode 0600: it holds the data), then lists it
-/// with `pg_restore -l` and returns the number of entries. On failure the partial file is
-/// removed: it was created by this run and is not a backup.
+/// `pg_restore --list FILE`: it reads the file only, so it needs no credentials at all.
+fn pg_restore_list_command(pg_restore: &Path, file: &Path) -> Command {
+    let mut command = Command::new(pg_restore);
+    command.arg("--list").arg(file);
+    without_secrets(&mut command);
+    command
+}
+
+/// Step 3: dumps into `FILE.partial` (created here, mode 0600: it holds the data), lists it
+/// with `pg_restore -l`, and only then renames it to FILE; returns the number of entries. On
+/// failure the `.partial` is removed: it was created by this run and is not a backup.
 pub(super) fn take_backup(
     request: &Request,
     file: &Path,
@@ -96,19 +130,21 @@ pub(super) fn take_backup(
 ) -> Result<usize, String> {
     let pg_dump = find_program("pg_dump")?;
     let pg_restore = find_program("pg_restore")?;
+    let partial = partial_path(file);
     OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(file)
-        .map_err(|e| format!("cannot create the backup file {}: {e}", file.display()))?;
+        .open(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let result = (|| {
         operator.say(&format!(
-            "  running {} (the password is passed in its environment, not on its command line)",
-            pg_dump.display()
+            "  running {} into {} (the password is passed in its environment, not on its command line)",
+            pg_dump.display(),
+            partial.display()
         ));
         let started = Instant::now();
-        let status = pg_dump_command(&pg_dump, &request.url, file)
+        let status = pg_dump_command(&pg_dump, &request.url, &partial)
             .stdin(Stdio::null())
             .stdout(stderr_for_child())
             .status()
@@ -116,14 +152,12 @@ pub(super) fn take_backup(
         if !status.success() {
             return Err(format!("pg_dump failed ({status}); see its message above"));
         }
-        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         operator.say(&format!(
             "  pg_dump wrote {size} bytes in {}",
             human_duration(started.elapsed())
         ));
-        let listed = Command::new(&pg_restore)
-            .arg("--list")
-            .arg(file)
+        let listed = pg_restore_list_command(&pg_restore, &partial)
             .stdin(Stdio::null())
             .stderr(stderr_for_child())
             .output()
@@ -136,21 +170,54 @@ pub(super) fn take_backup(
         if !listed.status.success() || entries == 0 {
             return Err(format!(
                 "the backup {} could not be verified: pg_restore -l {} with {entries} entries",
-                file.display(),
+                partial.display(),
                 listed.status
             ));
         }
+        publish(&partial, file)?;
         Ok(entries)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(file);
+        let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+/// Gives the verified dump its final name without ever replacing a file: FILE was checked
+/// to be absent before step 1, but something may have created it while `pg_dump` ran. A hard
+/// link fails when FILE exists; where the file system has no hard links, FILE is checked once
+/// more and the dump renamed.
+fn publish(partial: &Path, file: &Path) -> Result<(), String> {
+    let exists_now = || {
+        format!(
+            "{} was created while pg_dump ran; hard-reset never overwrites a file: choose a new name",
+            file.display()
+        )
+    };
+    match std::fs::hard_link(partial, file) {
+        Ok(()) => std::fs::remove_file(partial).map_err(|e| {
+            format!(
+                "the backup is in {}, but {} could not be removed: {e}",
+                file.display(),
+                partial.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists_now()),
+        Err(_) if std::fs::symlink_metadata(file).is_ok() => Err(exists_now()),
+        Err(_) => std::fs::rename(partial, file).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                partial.display(),
+                file.display()
+            )
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reset::command::{removed_vars, SECRET_VARS};
     use crate::reset::fixtures::dev_url;
 
     #[test]
@@ -189,5 +256,50 @@ mod tests {
         assert_eq!(get("PGUSER").as_deref(), Some("dreichor_dev"));
         assert_eq!(get("PGDATABASE").as_deref(), Some("dreichor_dev"));
         assert_eq!(get("PGSSLMODE").as_deref(), Some("disable"));
+    }
+
+    #[test]
+    fn pg_dump_and_pg_restore_do_not_inherit_the_urls() {
+        let dump = pg_dump_command(
+            Path::new("/usr/bin/pg_dump"),
+            &dev_url(),
+            Path::new("x.dump.partial"),
+        );
+        let list = pg_restore_list_command(
+            Path::new("/usr/bin/pg_restore"),
+            Path::new("x.dump.partial"),
+        );
+        for command in [dump, list] {
+            let removed = removed_vars(&command);
+            for var in SECRET_VARS {
+                assert!(removed.iter().any(|r| r == var), "{var} is passed on");
+            }
+        }
+    }
+
+    #[test]
+    fn the_dump_is_written_beside_the_file_under_another_name() {
+        assert_eq!(
+            partial_path(Path::new("/backups/prod.dump")),
+            Path::new("/backups/prod.dump.partial")
+        );
+        assert_eq!(partial_path(Path::new("b")), Path::new("b.partial"));
+    }
+
+    #[test]
+    fn a_verified_dump_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prod.dump");
+        let partial = partial_path(&file);
+        std::fs::write(&partial, "the dump").unwrap();
+        std::fs::write(&file, "created meanwhile").unwrap();
+        let err = publish(&partial, &file).unwrap_err();
+        assert!(err.contains("never overwrites"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "created meanwhile");
+
+        std::fs::remove_file(&file).unwrap();
+        publish(&partial, &file).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "the dump");
+        assert!(!partial.exists(), "the .partial is left behind");
     }
 }

@@ -7,8 +7,9 @@
 //! (`signal_hook::flag`: the handler stores a number and does nothing else, which is
 //! async-signal-safe). The steps look at the flag after each step and after each migration
 //! file, tell the operator once that the signal is held, and carry on; the summary (exit 0
-//! when every step succeeded) or the failure then says that it was interrupted. Before the drop nothing has
-//! changed yet, so there the signals keep their default action and end the tool at once.
+//! when every step succeeded) or the failure (exit 1) then says that it was interrupted.
+//! Before the drop nothing has changed yet, so there the signals keep their default action and
+//! end the tool at once.
 //!
 //! SIGHUP is the one an operator does not send: the SSH session dropped. The terminal is then
 //! gone, so the tool carries on writing into the void (output never panics on a closed
@@ -19,7 +20,7 @@
 //!
 //! Ending the hold unregisters the flag, but signal-hook cannot give a signal its default
 //! action back (`signal_hook_registry::unregister`, "Warning"): until the process exits a
-//! further SIGINT or SIGTERM is ignored. Only the summary is printed after that.
+//! further SIGINT, SIGTERM or SIGHUP is ignored. Only the summary is printed after that.
 
 use std::fmt;
 use std::io;
@@ -36,14 +37,14 @@ use crate::reset::{Operator, STEPS};
 /// A signal the operator sent while it was held, and the step it was noticed after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interruption {
-    /// The signal's number (SIGINT or SIGTERM).
+    /// The signal's number (SIGINT, SIGTERM or SIGHUP).
     pub signal: i32,
     /// The step (4 to 6) that was running when it arrived.
     pub step: usize,
 }
 
 impl Interruption {
-    /// The signal's name: `SIGINT` or `SIGTERM`.
+    /// The signal's name: `SIGINT`, `SIGTERM` or `SIGHUP (the terminal went away)`.
     pub fn name(&self) -> String {
         match self.signal {
             SIGINT => "SIGINT".into(),

@@ -13,23 +13,27 @@
 //!   the seven steps, each announced before it runs.
 //!
 //! One file per concern: `request` (the refusals and checks above, the [`Operator`]),
-//! `admin` (the admin connection and what it must be allowed), `inventory` (what will be
-//! destroyed), `sessions` (the sessions still connected, step 2), `confirm` (what is shown
-//! and asked before step 1), `command` (step 1's stop command), `backup` (step 3),
+//! `admin` (the admin connection, what it must be allowed and how long it may wait),
+//! `inventory` (what will be destroyed), `sessions` (the sessions still connected, step 2, and
+//! those holding a lock on the database), `confirm` (what is shown and asked before step 1),
+//! `command` (step 1's stop command, and the environment of every child), `backup` (step 3),
 //! `properties` (what the drop loses, recorded and checked), `recreate` (the SQL that brings it
-//! back), `interrupt` (Ctrl-C held during steps 4 to 6), `steps` (the seven steps, in order),
-//! `failure` (what a failed step says) and `summary` (step 7).
+//! back), `interrupt` (Ctrl-C, SIGTERM and SIGHUP held during steps 4 to 6), `steps` (the
+//! seven steps, in order), `failure` (what a failed step says) and `summary` (step 7).
 //!
 //! # Why the steps are in this order and what a failure leaves behind
 //!
 //! Everything that can fail without harm runs before the drop: the stop command, the
-//! sessions, the backup (dumped and then listed with `pg_restore -l`, so that a backup that
-//! cannot be read is found while the data still exists). The drop is `DROP DATABASE` without
-//! `WITH (FORCE)`: FORCE would terminate sessions the operator did not agree to terminate, and
-//! a session that reconnected after step 2 (a runtime restarting itself) makes the plain drop
-//! fail with nothing dropped, which is the safe outcome. Every failure says which step failed
-//! and in which state it left the database ([`State`]): still there, dropped and not
-//! recreated (with the statements that recreate it), or recreated but not (fully) migrated.
+//! sessions, the backup (dumped into `FILE.partial` and listed with `pg_restore -l`, so that a
+//! backup that cannot be read is found while the data still exists, and only then renamed to
+//! FILE). The drop is `DROP DATABASE` without `WITH (FORCE)`: FORCE would terminate sessions
+//! the operator did not agree to terminate, and a session that reconnected after step 2 (a
+//! runtime restarting itself) makes the plain drop fail with nothing dropped, which is the
+//! safe outcome. Nor does the drop wait indefinitely for a lock that another session holds on
+//! the database: the admin session's lock timeout makes it fail with nothing dropped
+//! (`admin`). Every failure says which step failed and in which state it left the database
+//! ([`State`]): still there, dropped and not recreated (with the statements that recreate it),
+//! or recreated but not (fully) migrated.
 //!
 //! # What "the same database" means
 //!
@@ -42,17 +46,21 @@
 //! # Ctrl-C
 //!
 //! Before the drop nothing has changed, and Ctrl-C ends the tool as usual. From just before
-//! `DROP DATABASE` until the migrations have finished (or failed), SIGINT and SIGTERM are held
-//! (`interrupt`): the operator is told once that Ctrl-C is held until the database is
-//! recreated and migrated, the steps finish, and the run then ends with exit 1, its summary or
-//! failure saying that it was interrupted. A signal that killed the tool between the drop and
-//! the create would leave the environment without a database and without a word.
+//! `DROP DATABASE` until the migrations have finished (or failed), SIGINT, SIGTERM and SIGHUP
+//! are held (`interrupt`): the operator is told once that the signal is held until the
+//! database is recreated and migrated, and the steps finish. The run then ends as it would
+//! have without the signal, exit 0 when every step succeeded (the reset is complete) and 1
+//! when one failed, and its summary or failure says that it was interrupted. A signal that
+//! killed the tool between the drop and the create would leave the environment without a
+//! database and without a word.
 //!
 //! # Passwords
 //!
 //! URLs are only ever shown redacted. `pg_dump` gets the credentials through `PGPASSWORD` and
 //! friends in its environment, never on its command line, which any user can read in the
-//! process list (<https://www.postgresql.org/docs/current/libpq-envars.html>).
+//! process list (<https://www.postgresql.org/docs/current/libpq-envars.html>). No child
+//! process (the stop command, `pg_dump`, `pg_restore`) inherits `DATABASE_URL` or
+//! `DREICHOR_ADMIN_DATABASE_URL` (`command`).
 
 mod admin;
 mod backup;
@@ -74,7 +82,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 
-pub use backup::{find_program, libpq_env, pg_dump_command};
+pub use backup::{find_program, libpq_env, partial_path, pg_dump_command};
 pub use failure::State;
 pub use interrupt::Interruption;
 pub use inventory::{AppliedMigrations, Inventory, Rows, Table};

@@ -2,9 +2,10 @@
 //!
 //! A reset is refused before anything else when no person is at a terminal
 //! ([`refuse_unless_manual`]); then [`Request::new`] checks the configuration: the admin URL
-//! on the same instance, prod's backup decision, a backup file that must not exist yet, a
-//! stop command that is not blank. Everything here is pure (or reads only the file system), so
-//! every refusal is a unit test; a refusal is exit 2 with nothing touched.
+//! on the same instance, prod's backup decision, a backup file that must not exist yet (nor
+//! its `.partial`, see `backup`), a stop command that is not blank. Everything here is pure
+//! (or reads only the file system), so every refusal is a unit test; a refusal is exit 2 with
+//! nothing touched.
 //!
 //! The [`Operator`] is the person at the terminal, behind a trait so that the binary answers
 //! with `dialoguer` and the tests with a script.
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{DbUrl, Env, ADMIN_DATABASE_URL, DATABASE_URL};
 use crate::error::Error;
 use crate::migrations::Migration;
+use crate::reset::partial_path;
 
 /// Refuses (exit 2) unless a person is at a terminal: the design document says hard resets
 /// "must be manual ... must never be automated", so no flag can stand in for the prompts, and
@@ -86,8 +88,8 @@ pub struct Request {
 impl Request {
     /// Checks what can be checked before connecting: exit 2 with nothing touched when the
     /// admin URL is on another port than `DATABASE_URL` (another instance), when prod has
-    /// neither `--backup` nor `--no-backup`, when the backup file exists already or its
-    /// directory does not, or when the stop command is blank.
+    /// neither `--backup` nor `--no-backup`, when the backup file (or `FILE.partial`) exists
+    /// already or its directory does not, or when the stop command is blank.
     pub fn new(
         env: Env,
         url: DbUrl,
@@ -137,7 +139,10 @@ impl Request {
 }
 
 /// The backup file must be new (a reset never overwrites a file, least of all an older
-/// backup) and its directory must exist.
+/// backup) and its directory must exist. So must `FILE.partial`, where the dump is written
+/// until it is verified: one that exists is left by a run that was killed during its backup
+/// (or is somebody else's file). It is refused rather than removed: it is not a backup, but
+/// only the operator can tell that nothing else wrote it.
 fn check_backup_file(file: &Path) -> Result<(), Error> {
     if file.as_os_str().is_empty() {
         return Err(Error::Refused(
@@ -148,6 +153,13 @@ fn check_backup_file(file: &Path) -> Result<(), Error> {
         return Err(Error::Refused(format!(
             "the backup file {} exists already; hard-reset never overwrites a file: choose a new name or move the old one away; nothing was changed",
             file.display()
+        )));
+    }
+    let partial = partial_path(file);
+    if std::fs::symlink_metadata(&partial).is_ok() {
+        return Err(Error::Refused(format!(
+            "{} exists already: it is where the backup is written until pg_restore -l has verified it, so it is most likely left by an earlier hard-reset that was interrupted during its backup, and it is NOT a usable backup; remove it (or choose another --backup name); nothing was changed",
+            partial.display()
         )));
     }
     let parent = match file.parent() {
@@ -272,6 +284,20 @@ mod tests {
             Backup::To(dir.path().join("new.dump")),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_partial_backup_left_by_an_earlier_run_is_refused_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prod.dump");
+        let partial = dir.path().join("prod.dump.partial");
+        std::fs::write(&partial, "half a dump").unwrap();
+        let err = request(Env::Dev, dev_url(), admin_url(5433), Backup::To(file)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        let text = err.to_string();
+        assert!(text.contains(&partial.display().to_string()), "{text}");
+        assert!(text.contains("NOT a usable backup"), "{text}");
+        assert_eq!(std::fs::read_to_string(&partial).unwrap(), "half a dump");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The client sessions connected to the database: listed for the inventory, and in step 2
-//! waited for, shown, and terminated only after the operator typed `yes`.
+//! waited for, shown, and terminated only after the operator typed `yes`; and, when the drop
+//! gave up waiting for a lock (step 4), the sessions that hold one on the database.
 //!
 //! Sessions are read from `pg_stat_activity` by the admin, who may see every client's
-//! address (a role without that right sees `hidden`). The admin's own session is never
-//! listed, nor the environment's session the inventory reads with. Step 2 polls: a stopped runtime's backend exits a moment after its socket closes, and
-//! a terminated one a moment after `pg_terminate_backend`.
+//! address; an admin role without `pg_read_all_stats` (a CREATEDB admin that is not a
+//! superuser) sees only the pid, role and application of another role's session, NULL for
+//! the rest, its `backend_type` included. Such a session is listed all the same, its details
+//! shown as `not visible to this role` (the wording of `lock`). The admin's own session is never listed, nor the environment's session the
+//! inventory reads with. Step 2 polls: a stopped runtime's backend exits a moment after its
+//! socket closes, and a terminated one a moment after `pg_terminate_backend`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -26,6 +30,39 @@ const TERMINATE_WAIT: Duration = Duration::from_secs(10);
 /// How often session lists are polled.
 const POLL: Duration = Duration::from_millis(100);
 
+/// What is shown for a session's detail that `pg_stat_activity` does not show the admin role.
+const NOT_VISIBLE: &str = "not visible to this role";
+
+/// The columns of a [`Session`] from `pg_stat_activity a`, in its field order.
+fn session_columns() -> String {
+    format!(
+        "a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
+         CASE WHEN a.client_addr IS NOT NULL THEN pg_catalog.host(a.client_addr) \
+              WHEN a.client_port = -1 THEN 'local socket' ELSE {not_visible} END, \
+         coalesce(date_trunc('second', a.backend_start)::text, {not_visible}), \
+         coalesce(a.state, {not_visible})",
+        not_visible = literal(NOT_VISIBLE)
+    )
+}
+
+/// The sessions in the rows of a query that selects [`session_columns`].
+fn sessions(messages: &[postgres::SimpleQueryMessage]) -> Vec<Session> {
+    rows(messages)
+        .into_iter()
+        .map(|row| {
+            let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            Session {
+                pid: field(0).parse().unwrap_or(0),
+                user: field(1),
+                application: field(2),
+                client: field(3),
+                since: field(4),
+                state: field(5),
+            }
+        })
+        .collect()
+}
+
 /// A session connected to the database.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Session {
@@ -35,11 +72,12 @@ pub struct Session {
     pub user: String,
     /// Its `application_name`.
     pub application: String,
-    /// The client address, `local socket`, or `hidden` when the admin role may not see it.
+    /// The client address, `local socket`, or [`NOT_VISIBLE`] when the admin role may not
+    /// see it.
     pub client: String,
-    /// When it connected.
+    /// When it connected, or [`NOT_VISIBLE`].
     pub since: String,
-    /// `active`, `idle`, `idle in transaction`, ...
+    /// `active`, `idle`, `idle in transaction`, ..., or [`NOT_VISIBLE`].
     pub state: String,
 }
 
@@ -54,6 +92,10 @@ impl fmt::Display for Session {
 }
 
 /// The client sessions connected to `db`, except `ours` (and the caller's own backend).
+///
+/// A session the admin role may not see into has a NULL `backend_type` too, so it is kept
+/// when it has a role: a background process (autovacuum) has none, and the drop ends those
+/// itself.
 pub(super) fn list(
     admin: &mut Client,
     db: &str,
@@ -66,31 +108,52 @@ pub(super) fn list(
         except.join(", ")
     };
     let messages = admin.simple_query(&format!(
-        "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
-                CASE WHEN a.client_addr IS NOT NULL THEN pg_catalog.host(a.client_addr) \
-                     WHEN a.client_port = -1 THEN 'local socket' ELSE 'hidden' END, \
-                coalesce(date_trunc('second', a.backend_start)::text, 'unknown'), \
-                coalesce(a.state, 'unknown') \
+        "SELECT {} \
          FROM pg_catalog.pg_stat_activity a \
-         WHERE a.datname = {} AND a.backend_type = 'client backend' \
+         WHERE a.datname = {} \
+           AND (a.backend_type = 'client backend' \
+                OR (a.backend_type IS NULL AND a.usesysid IS NOT NULL)) \
            AND a.pid <> pg_catalog.pg_backend_pid() AND a.pid NOT IN ({except}) \
          ORDER BY a.pid",
+        session_columns(),
         literal(db)
     ))?;
-    Ok(rows(&messages)
-        .into_iter()
-        .map(|row| {
-            let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-            Session {
-                pid: field(0).parse().unwrap_or(0),
-                user: field(1),
-                application: field(2),
-                client: field(3),
-                since: field(4),
-                state: field(5),
-            }
-        })
-        .collect())
+    Ok(sessions(&messages))
+}
+
+/// The pids holding a lock on `db`'s database object, which `DROP DATABASE` needs
+/// exclusively: an `object` lock on `pg_database` (`LockSharedObject`), taken by `COMMENT ON
+/// DATABASE`, `GRANT ... ON DATABASE` and the like from any database, and held until that
+/// session's transaction ends.
+fn lock_holder_pids(db: &str) -> String {
+    format!(
+        "SELECT l.pid FROM pg_catalog.pg_locks l \
+         WHERE l.locktype = 'object' AND l.granted \
+           AND l.classid = 'pg_catalog.pg_database'::pg_catalog.regclass \
+           AND l.objid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = {})",
+        literal(db)
+    )
+}
+
+/// A query the operator can run in psql (on any database) to see who holds a lock on `db`.
+pub(super) fn lock_holders_query(db: &str) -> String {
+    format!(
+        "SELECT pid, usename, application_name, client_addr, state, xact_start, query FROM pg_stat_activity WHERE pid IN ({})",
+        lock_holder_pids(db)
+    )
+}
+
+/// The sessions other than ours that hold a lock on `db`'s database object.
+pub(super) fn lock_holders(admin: &mut Client, db: &str) -> Result<Vec<Session>, postgres::Error> {
+    let messages = admin.simple_query(&format!(
+        "SELECT {} \
+         FROM pg_catalog.pg_stat_activity a \
+         WHERE a.pid <> pg_catalog.pg_backend_pid() AND a.pid IN ({}) \
+         ORDER BY a.pid",
+        session_columns(),
+        lock_holder_pids(db)
+    ))?;
+    Ok(sessions(&messages))
 }
 
 /// Step 2: waits briefly for sessions to end by themselves, then lists the rest and asks; only
@@ -210,5 +273,25 @@ fn terminate(
             ));
         }
         std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_admin_may_not_see_is_said_as_lock_says_it() {
+        let columns = session_columns();
+        assert_eq!(columns.matches("'not visible to this role'").count(), 3);
+        assert!(!columns.contains("hidden"), "{columns}");
+        assert!(!columns.contains("'unknown'"), "{columns}");
+    }
+
+    #[test]
+    fn the_lock_holder_query_names_the_database_as_a_literal() {
+        let sql = lock_holders_query("dreichor_dev");
+        assert!(sql.contains("pg_catalog.pg_locks"), "{sql}");
+        assert!(sql.contains("datname = 'dreichor_dev'"), "{sql}");
     }
 }

@@ -4,16 +4,20 @@
 //! Ctrl-C); `run` calls one method per step, and the first error ends the reset. Every failure
 //! is built by [`step_failed`], with the [`State`] the step leaves the database in.
 //!
-//! From just before the drop until the migrations have finished or failed, SIGINT and SIGTERM
-//! are held ([`Hold`]): the flag is looked at after each step and after each migration file.
+//! From just before the drop until the migrations have finished or failed, SIGINT, SIGTERM and
+//! SIGHUP are held ([`Hold`]): the flag is looked at after each step and after each migration
+//! file. The drop and the create run on the admin session, whose lock timeout (`admin`) keeps
+//! them from waiting indefinitely for a lock while the signals are held.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use postgres::error::SqlState;
 use postgres::Client;
 
 use crate::cli::human_duration;
 use crate::error::{describe_pg, Error};
+use crate::reset::admin::LOCK_TIMEOUT;
 use crate::reset::backup::take_backup;
 use crate::reset::command::run_stop_command;
 use crate::reset::failure::{step_failed, State};
@@ -22,13 +26,37 @@ use crate::reset::properties::{check_recreated, record};
 use crate::reset::{quote_ident, sessions, Backup, Operator, Recorded, Request, Summary, STEPS};
 use crate::runner;
 
+/// What a drop that timed out waiting for its lock (55P03) adds to the failure: that another
+/// session holds a lock on the database, the sessions that do (when they can be read), and
+/// the query that finds them.
+fn lock_hint(admin: &mut Client, db: &str) -> String {
+    let mut hint = format!(
+        "\n  hint: another session holds a lock on the database {db} (an open transaction that ran COMMENT ON DATABASE, GRANT ... ON DATABASE or the like, connected to any database), and the drop gave up after waiting {LOCK_TIMEOUT}: find it in pg_locks / pg_stat_activity, end its transaction (or pg_terminate_backend its pid), and run hard-reset again"
+    );
+    match sessions::lock_holders(admin, db) {
+        Ok(holders) if !holders.is_empty() => {
+            hint.push_str("\n  holding a lock on it now:");
+            for s in holders {
+                hint.push_str(&format!("\n    {s}"));
+            }
+        }
+        // Gone meanwhile, or not readable: the query lets the operator look.
+        _ => {}
+    }
+    hint.push_str(&format!(
+        "\n  to find it: {}",
+        sessions::lock_holders_query(db)
+    ));
+    hint
+}
+
 /// A reset from step 1 on: the steps are its methods, called in order.
 pub(super) struct Steps<'a> {
     request: &'a Request,
     operator: &'a mut dyn Operator,
     /// Step 1's start, for the summary's duration.
     started: Instant,
-    /// SIGINT and SIGTERM held, from just before the drop to the end of the migrations.
+    /// SIGINT, SIGTERM and SIGHUP held, from just before the drop to the end of the migrations.
     hold: Option<Hold>,
     /// What the hold caught, once it has ended.
     interrupted: Option<Interruption>,
@@ -116,7 +144,9 @@ impl<'a> Steps<'a> {
         }
     }
 
-    /// Step 4: records the database's properties, starts holding SIGINT and SIGTERM, drops it.
+    /// Step 4: records the database's properties, starts holding SIGINT, SIGTERM and SIGHUP,
+    /// drops it. A drop that cannot get its lock within the admin session's lock timeout fails
+    /// with nothing dropped, naming the sessions that hold one.
     pub(super) fn drop_database(&mut self, admin: &mut Client) -> Result<Recorded, Error> {
         let db = self.request.database();
         self.announce(
@@ -135,15 +165,18 @@ impl<'a> Steps<'a> {
         let hold = Hold::start().map_err(|e| {
             self.fail(
                 4,
-                &format!("cannot hold Ctrl-C and SIGTERM during the drop: {e}"),
+                &format!("cannot hold Ctrl-C, SIGTERM and SIGHUP during the drop: {e}"),
                 &State::Untouched,
             )
         })?;
         self.hold = Some(hold);
         if let Err(e) = admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(db))) {
             let mut what = format!("DROP DATABASE: {}", describe_pg(&e));
-            if e.code() == Some(&postgres::error::SqlState::OBJECT_IN_USE) {
+            if e.code() == Some(&SqlState::OBJECT_IN_USE) {
                 what.push_str("\n  a session connected after step 2 (is the runtime restarting itself, or another client reconnecting?): make sure it stays stopped");
+            }
+            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                what.push_str(&lock_hint(admin, db));
             }
             return Err(self.fail(4, &what, &State::Untouched));
         }

@@ -1,6 +1,6 @@
 //! Step 7: what a completed reset reports, in text or JSON.
 //!
-//! A SIGINT or SIGTERM that arrives during steps 4 to 6 is held until the database is
+//! A SIGINT, SIGTERM or SIGHUP that arrives during steps 4 to 6 is held until the database is
 //! recreated and migrated (see `interrupt`), so such a reset completes all the same; the
 //! summary then says that the operator interrupted it. The exit code stays 0: every step
 //! succeeded, which is what SPEC.md's exit 0 means for hard-reset, and the database is in

@@ -9,6 +9,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rexpect::process::Signal;
+
 use crate::support::cluster::Envs;
 use crate::support::pty::assert_in_order;
 use crate::support::{secrets, Project, Pty, Run, Tool};
@@ -303,7 +305,11 @@ fn hard_reset_refuses_an_admin_url_on_another_port() {
 #[test]
 fn hard_reset_aborts_with_nothing_dropped_when_the_stop_command_fails() {
     let f = fixture();
-    let mut pty = f.spawn("dev", &["--stop-command", "false"], &[]);
+    // The stop command records the environment it got, then fails.
+    let seen = tempfile::tempdir().expect("temp dir");
+    let env_file = seen.path().join("stop-command.env");
+    let stop = format!("env > {}; false", env_file.display());
+    let mut pty = f.spawn("dev", &["--stop-command", &stop], &[]);
     pty.expect("Type the database name (dreichor_dev) to confirm");
     pty.answer("dreichor_dev");
     let out = pty.finish();
@@ -313,6 +319,25 @@ fn hard_reset_aborts_with_nothing_dropped_when_the_stop_command_fails() {
         .assert_contains("still there, untouched")
         .assert_lacks("step 2/7");
     assert!(f.sentinel_present("dev"));
+    assert_no_urls_in_env(f.cluster.superuser_password(), &env_file);
+}
+
+/// Panics unless `env_file` (what a child of `hard-reset` wrote with `env`) exists and holds
+/// neither `DATABASE_URL` nor `DREICHOR_ADMIN_DATABASE_URL`, nor the superuser's password.
+#[track_caller]
+fn assert_no_urls_in_env(superuser_password: &str, env_file: &std::path::Path) {
+    let env = std::fs::read_to_string(env_file).expect("the child wrote its environment");
+    assert!(env.contains("PATH="), "not an environment:\n{env}");
+    // `DATABASE_URL` is part of both names.
+    assert!(
+        !env.contains("DATABASE_URL"),
+        "a child inherited a URL with a password:\n{}",
+        secrets::redact(&env)
+    );
+    assert!(
+        !env.contains(superuser_password),
+        "a child got the superuser's password"
+    );
 }
 
 #[test]
@@ -457,6 +482,10 @@ fn hard_reset_of_prod_takes_a_verified_backup_first() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "the backup holds data: owner only");
+    assert!(
+        !backups.path().join("prod.dump.partial").exists(),
+        "the .partial is left behind"
+    );
     let listing = Command::new(f.cluster.bin("pg_restore"))
         .arg("--list")
         .arg(&backup)
@@ -471,6 +500,187 @@ fn hard_reset_of_prod_takes_a_verified_backup_first() {
     );
     assert!(listing.contains("TABLE DATA public sentinel"), "{listing}");
     assert!(f.sentinel_present("dev"), "dev was touched");
+}
+
+#[test]
+fn ctrl_c_during_the_backup_leaves_no_file_under_the_backup_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let backups = tempfile::tempdir().expect("temp dir");
+    let backup = backups.path().join("prod.dump");
+    let partial = backups.path().join("prod.dump.partial");
+    // A pg_dump that records its environment, writes the start of a dump, and then gets what
+    // Ctrl-C sends: SIGINT to the whole foreground process group, hard-reset's and its own.
+    let bin = tempfile::tempdir().expect("temp dir");
+    let env_file = bin.path().join("pg_dump.env");
+    let pg_dump = bin.path().join("pg_dump");
+    std::fs::write(
+        &pg_dump,
+        format!(
+            "#!/bin/sh\n\
+             env > '{}'\n\
+             while [ $# -gt 0 ]; do [ \"$1\" = --file ] && out=$2; shift; done\n\
+             printf 'PGDMP, cut short' > \"$out\"\n\
+             kill -INT 0\n\
+             sleep 10\n",
+            env_file.display()
+        ),
+    )
+    .expect("writing the fake pg_dump");
+    std::fs::set_permissions(&pg_dump, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::symlink(f.cluster.bin("pg_restore"), bin.path().join("pg_restore"))
+        .expect("linking pg_restore");
+
+    let args = [
+        "--stop-command",
+        "true",
+        "--backup",
+        backup.to_str().unwrap(),
+    ];
+    let mut pty = f.spawn("prod", &args, &[("PG_BIN", bin.path().to_str().unwrap())]);
+    pty.expect("Type the database name (dreichor_prod) to confirm");
+    pty.answer("dreichor_prod");
+    pty.expect("Type 'destroy production data' to confirm");
+    pty.answer("destroy production data");
+    let out = pty.finish();
+    assert_eq!(out.code, 130, "not ended by SIGINT\n{}", out.transcript);
+    out.assert_contains("step 3/7").assert_lacks("step 4/7");
+    assert!(
+        !backup.exists(),
+        "a cut-short dump is under the backup's name"
+    );
+    let mode = std::fs::metadata(&partial)
+        .expect("the cut-short dump is in FILE.partial")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the dump holds data: owner only");
+    assert!(f.sentinel_present("prod"));
+    assert_no_urls_in_env(f.cluster.superuser_password(), &env_file);
+
+    // The next run refuses before anything, naming the leftover, and leaves it alone.
+    let out = f.spawn("prod", &args, &[]).finish();
+    out.assert_code(2)
+        .assert_contains(&partial.display().to_string())
+        .assert_contains("NOT a usable backup")
+        .assert_lacks("Type the database name");
+    assert!(partial.exists() && !backup.exists());
+    assert!(f.sentinel_present("prod"));
+}
+
+#[test]
+fn hard_reset_gives_up_on_a_lock_held_on_the_database_and_drops_nothing() {
+    let f = fixture();
+    let oid_before = f.oid("dev");
+    // What a second admin session can do: hold a lock on the database object in an open
+    // transaction. Connected to `postgres`, it is not a session of dreichor_dev (step 2).
+    let mut holder = f.cluster.admin();
+    holder
+        .batch_execute("BEGIN; COMMENT ON DATABASE dreichor_dev IS 'x';")
+        .expect("taking the lock");
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .expect("the holder's pid")
+        .get(0);
+
+    let started = Instant::now();
+    let mut pty = f.spawn("dev", &["--stop-command", "true"], &[]);
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    let out = pty.finish();
+    let took = started.elapsed();
+    out.assert_code(1)
+        .assert_contains("step 4/7 (drop the database) failed: DROP DATABASE")
+        .assert_contains("SQLSTATE 55P03")
+        .assert_contains("state of dreichor_dev: still there, untouched")
+        .assert_contains("another session holds a lock on the database dreichor_dev")
+        .assert_contains("pg_locks / pg_stat_activity")
+        .assert_contains(&format!("pid {holder_pid}  user postgres"))
+        .assert_contains("(idle in transaction)")
+        .assert_lacks("dropped dreichor_dev");
+    assert!(
+        took < Duration::from_secs(25),
+        "the drop waited {took:?} for the lock"
+    );
+
+    holder
+        .batch_execute("ROLLBACK")
+        .expect("releasing the lock");
+    // Nothing of the drop is left to complete once the lock is gone.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(f.oid("dev"), oid_before);
+    assert!(f.sentinel_present("dev"));
+}
+
+#[test]
+fn a_hard_reset_killed_while_the_drop_waits_leaves_no_drop_behind() {
+    let f = fixture();
+    let oid_before = f.oid("dev");
+    let mut holder = f.cluster.admin();
+    holder
+        .batch_execute("BEGIN; COMMENT ON DATABASE dreichor_dev IS 'x';")
+        .expect("taking the lock");
+    let mut pty = f.spawn("dev", &["--stop-command", "true"], &[]);
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    pty.expect("then dropping it");
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE application_name = 'dreichor-hard-reset' AND wait_event_type = 'Lock'";
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while f.cluster.query_strings("postgres", waiting)[0][0].as_deref() != Some("1") {
+        assert!(
+            Instant::now() < deadline,
+            "the drop is not waiting for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Signals are held during the drop: only kill -9 ends the tool.
+    pty.send(Signal::SIGKILL);
+    assert_eq!(pty.finish().code, 128 + Signal::SIGKILL as i32);
+    // Its backend notices within client_connection_check_interval that the client has gone,
+    // and cancels the drop; without that it would still be waiting, and would drop the
+    // database the moment the lock is released.
+    std::thread::sleep(Duration::from_millis(2500));
+    holder
+        .batch_execute("ROLLBACK")
+        .expect("releasing the lock");
+    std::thread::sleep(Duration::from_millis(500));
+    let now = f.cluster.query_strings(
+        "postgres",
+        "SELECT oid::text FROM pg_database WHERE datname = 'dreichor_dev'",
+    );
+    assert_eq!(
+        now,
+        [[Some(oid_before)]],
+        "the orphaned backend dropped dreichor_dev"
+    );
+    assert!(f.sentinel_present("dev"));
+}
+
+#[test]
+fn sessions_an_admin_role_may_not_see_into_are_said_to_be_not_visible() {
+    let f = fixture();
+    // An admin that may drop and recreate dreichor_dev without being a superuser, and so
+    // without pg_read_all_stats: it sees other roles' sessions, but not their details.
+    let password = f.cluster.create_role("resetter", "CREATEDB");
+    f.cluster.sql("postgres", "GRANT dreichor_dev TO resetter");
+    let admin_url = f
+        .cluster
+        .url_for("resetter", &password, "localhost", "postgres");
+    let _superuser_session = f.cluster.admin_db("dreichor_dev");
+    let mut pty = f.spawn(
+        "dev",
+        &["--stop-command", "true"],
+        &[("DREICHOR_ADMIN_DATABASE_URL", &admin_url)],
+    );
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("no");
+    let out = pty.finish();
+    out.assert_code(1)
+        .assert_contains(
+            "user postgres  application \"dreichor-test-harness\"  client not visible to this role",
+        )
+        .assert_lacks("hidden");
+    assert!(f.sentinel_present("dev"));
 }
 
 #[test]

@@ -3,9 +3,9 @@
 //!
 //! A SIGINT that killed the tool between `DROP DATABASE` and `CREATE DATABASE` would leave
 //! the environment without a database and without a word. From just before the drop until
-//! the migrations have finished, the tool holds the signal: it says so, finishes, and ends with
-//! exit 0 (every step succeeded) saying that it was interrupted. Before the drop nothing has changed, and Ctrl-C ends
-//! it as always.
+//! the migrations have finished, the tool holds SIGINT, SIGTERM and SIGHUP: it says so,
+//! finishes, and ends with exit 0 (every step succeeded) saying that it was interrupted.
+//! Before the drop nothing has changed, and Ctrl-C ends it as always.
 //!
 //! The pseudo-terminal runner is the harness's [`Pty`]. The signal goes to the tool's process
 //! only (`kill -INT PID`), as the terminal would send it to the foreground process group the

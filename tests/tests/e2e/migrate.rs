@@ -1050,7 +1050,7 @@ fn temporary_objects_of_one_file_do_not_reach_the_next() {
     for (name, table) in [("001_a.sql", "a"), ("002_b.sql", "b")] {
         f.write(
             name,
-            &format!(
+            format!(
                 "CREATE TEMP TABLE staging AS SELECT 1 AS id;\nCREATE TABLE {table} AS SELECT * FROM staging;\nPREPARE fetch_one AS SELECT 1;\n"
             ),
         );
