@@ -413,6 +413,16 @@ fn parse(
         ));
     }
     for statement in &lexed.statements {
+        if releases_advisory_locks(statement.text(&sql)) {
+            let at = statement
+                .first_token_offset(&sql)
+                .unwrap_or(statement.start);
+            errors.push(DirectoryError::at(
+                name,
+                sql::line_col(&sql, at),
+                "releases advisory locks (pg_advisory_unlock..., DISCARD ALL), the runner's migration lock among them, which is what keeps two runs apart; remove it",
+            ));
+        }
         if copies_with_client(statement.text(&sql)) {
             let at = statement
                 .first_token_offset(&sql)
@@ -462,6 +472,17 @@ fn parse(
         blank,
     };
     Ok((migration, warnings))
+}
+
+/// A call of `pg_advisory_unlock*` anywhere in the statement, or `DISCARD ALL`: either would
+/// release the runner's session-level migration lock in the middle of a run.
+fn releases_advisory_locks(statement: &str) -> bool {
+    let words = sql::words(statement);
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    words
+        .iter()
+        .any(|w| w.len() >= 18 && w.is_char_boundary(18) && is(&w[..18], "pg_advisory_unlock"))
+        || matches!(words.as_slice(), [first, second, ..] if is(first, "discard") && is(second, "all"))
 }
 
 /// `COPY ... FROM STDIN` / `TO STDOUT`: the data would stream between the server and psql,
@@ -689,6 +710,21 @@ mod tests {
             "001_a.sql",
             "COPY t FROM '/srv/seed.csv';\nSELECT 'copy x from stdin';\n-- COPY t FROM stdin;\n",
         )]);
+        assert!(discover(fine.path()).is_ok());
+    }
+
+    #[test]
+    fn refuses_releasing_advisory_locks() {
+        let dir = dir_with(&[(
+            "001_a.sql",
+            "SELECT pg_advisory_unlock_all();\nSELECT PG_ADVISORY_UNLOCK(1);\nSELECT 'pg_advisory_unlock_all()';\n",
+        )]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[1].location, Some((2, 1)));
+        let discard = dir_with(&[("001_a.sql", "-- dreichor:no-transaction\nDISCARD ALL;\n")]);
+        assert_eq!(errors_of(&discard).len(), 1);
+        let fine = dir_with(&[("001_a.sql", "DISCARD TEMP;\nSELECT pg_advisory_lock(1);\n")]);
         assert!(discover(fine.path()).is_ok());
     }
 
