@@ -214,6 +214,7 @@ impl fmt::Display for Failure {
 
 /// Applies one file with its tracking row. `progress` hears about retries. Returns how long
 /// it took.
+///
 /// `interrupted` says whether the operator asked to stop (Ctrl-C): it is looked at while
 /// waiting to retry and between the statements of a no-transaction file, where no cancel
 /// request can reach a running statement.

@@ -85,9 +85,9 @@ fn a_failing_file_is_rolled_back_earlier_files_stay_and_the_line_is_reported() {
     f.write("003_c.sql", "CREATE TABLE c (id int);\n");
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(out.stderr.contains("002_b.sql:4:15:"), "{}", out.stderr);
-    assert!(out.stderr.contains("42P01"), "{}", out.stderr);
-    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    out.assert_stderr("002_b.sql:4:15:");
+    out.assert_stderr("42P01");
+    out.assert_stderr("rolled back");
     assert_eq!(f.versions(), ["001_a"]);
     assert!(f.table_exists("a"));
     assert!(
@@ -106,8 +106,8 @@ fn an_error_without_position_is_located_by_its_statement() {
     );
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(out.stderr.contains("001_a.sql:5:1:"), "{}", out.stderr);
-    assert!(out.stderr.contains("23505"), "{}", out.stderr);
+    out.assert_stderr("001_a.sql:5:1:");
+    out.assert_stderr("23505");
     assert!(
         out.stderr.contains("Key (id)=(1) already exists"),
         "detail: {}",
@@ -130,22 +130,9 @@ fn every_kind_of_drift_refuses_and_applies_nothing() {
     f.write("004_d.sql", "CREATE TABLE d (id int);\n");
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(
-        out.stderr.contains("001_a.sql was applied with checksum"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("restore it from version control"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("002_b.sql is not applied but sorts before 003_c"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("001_a.sql was applied with checksum");
+    out.assert_stderr("restore it from version control");
+    out.assert_stderr("002_b.sql is not applied but sorts before 003_c");
     assert!(!f.table_exists("d") && !f.table_exists("b"));
     assert_eq!(f.versions(), ["001_a", "003_c"]);
 
@@ -155,12 +142,7 @@ fn every_kind_of_drift_refuses_and_applies_nothing() {
     f.remove("003_c.sql");
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("003_c is applied in the database but 003_c.sql is not in the directory"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("003_c is applied in the database but 003_c.sql is not in the directory");
     assert!(!f.table_exists("d"));
 }
 
@@ -261,9 +243,9 @@ fn a_held_lock_makes_the_runner_give_up_in_time_naming_the_holder() {
     let took = started.elapsed();
     out.assert_code(1);
     assert!(took < Duration::from_secs(5), "gave up after {took:?}");
-    assert!(out.stderr.contains(&format!("pid {pid}")), "{}", out.stderr);
-    assert!(out.stderr.contains("stuck-operator"), "{}", out.stderr);
-    assert!(out.stderr.contains("was not acquired"), "{}", out.stderr);
+    out.assert_stderr(&format!("pid {pid}"));
+    out.assert_stderr("stuck-operator");
+    out.assert_stderr("was not acquired");
     assert!(f.versions().is_empty());
     drop(holder);
     f.migrate(&[]).assert_code(0);
@@ -346,13 +328,8 @@ fn a_backend_terminated_mid_file_leaves_it_unapplied() {
     assert_eq!(killed, "1");
     let out = run.wait();
     out.assert_code(1);
-    assert!(out.stderr.contains("002_slow.sql"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("a new session finds 002_slow not recorded, so nothing of it was committed"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("002_slow.sql");
+    out.assert_stderr("a new session finds 002_slow not recorded, so nothing of it was committed");
     assert_eq!(f.versions(), ["001_a"]);
     assert!(!f.table_exists("slow"));
 }
@@ -383,14 +360,10 @@ fn a_failing_no_transaction_file_says_what_ran_and_records_nothing() {
     );
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(out.stderr.contains("002_index.sql:4:1:"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("1 of its 2 statements had run"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("line 2"), "{}", out.stderr);
-    assert!(out.stderr.contains("t_unique is INVALID"), "{}", out.stderr);
+    out.assert_stderr("002_index.sql:4:1:");
+    out.assert_stderr("1 of its 2 statements had run");
+    out.assert_stderr("line 2");
+    out.assert_stderr("t_unique is INVALID");
     assert_eq!(f.versions(), ["001_t"]);
 }
 
@@ -403,12 +376,8 @@ fn a_concurrent_index_in_a_transactional_file_gets_a_hint() {
     );
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(out.stderr.contains("25001"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("-- dreichor:no-transaction"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("25001");
+    out.assert_stderr("-- dreichor:no-transaction");
     assert!(!f.table_exists("t"));
 }
 
@@ -428,12 +397,8 @@ fn lock_timeout_rolls_back_and_retries_until_the_lock_is_free() {
     tx.commit().unwrap();
     let out = run.wait();
     out.assert_code(0);
-    assert!(
-        out.stderr.contains("lock_timeout expired"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("retry 1 of 3"), "{}", out.stderr);
+    out.assert_stderr("lock_timeout expired");
+    out.assert_stderr("retry 1 of 3");
     assert_eq!(f.versions(), ["001_t", "002_alter"]);
 }
 
@@ -445,7 +410,7 @@ fn statement_timeout_stops_a_long_statement() {
     let out = f.migrate(&["--statement-timeout", "1"]);
     out.assert_code(1);
     assert!(started.elapsed() < Duration::from_secs(4));
-    assert!(out.stderr.contains("57014"), "{}", out.stderr);
+    out.assert_stderr("57014");
     assert!(f.versions().is_empty());
 }
 
@@ -527,12 +492,7 @@ fn a_two_column_tracking_table_is_upgraded_in_place() {
     );
     let out = f.migrate(&[]);
     out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains("upgraded the two-column tracking table"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("upgraded the two-column tracking table");
     assert!(
         out.stdout.contains("applied 1, already applied 1"),
         "{}",
@@ -565,7 +525,7 @@ fn it_refuses_inside_github_actions_touching_nothing() {
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     let out = f.cmd(&[]).env("GITHUB_ACTIONS", "true").run();
     out.assert_code(2);
-    assert!(out.stderr.contains("GitHub Actions"), "{}", out.stderr);
+    out.assert_stderr("GitHub Actions");
     assert!(f.versions().is_empty());
     assert!(!f.table_exists("a"));
 }
@@ -578,17 +538,8 @@ fn an_invalid_directory_touches_nothing() {
     f.write("3_c.sql", "SELECT 1;\n");
     let out = f.migrate(&[]);
     out.assert_code(2);
-    assert!(
-        out.stderr
-            .contains("002_b.sql:1:1: transaction control `COMMIT`"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("3_c.sql: has a 1-digit prefix"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("002_b.sql:1:1: transaction control `COMMIT`");
+    out.assert_stderr("3_c.sql: has a 1-digit prefix");
     assert_eq!(
         f.one("SELECT to_regclass('public.dreichor_schema_migrations') IS NULL"),
         "t"
@@ -608,17 +559,12 @@ fn an_unreachable_server_and_a_wrong_password_exit_3() {
     crate::support::secrets::register("Sntnl-wrong-password");
     let out = f.cmd(&[]).env("DATABASE_URL", &wrong).run();
     out.assert_code(3);
-    assert!(out.stderr.contains("28P01"), "{}", out.stderr);
+    out.assert_stderr("28P01");
 
     f.cluster.stop();
     let out = f.migrate(&[]);
     out.assert_code(3);
-    assert!(
-        out.stderr
-            .contains("cannot reach the database at postgres://dreichor_dev:***@localhost"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("cannot reach the database at postgres://dreichor_dev:***@localhost");
 }
 
 #[test]
@@ -633,7 +579,7 @@ fn a_superuser_or_a_role_that_reaches_the_other_environment_exits_2() {
     );
     let out = f.cmd(&[]).env("DATABASE_URL", &su).run();
     out.assert_code(2);
-    assert!(out.stderr.contains("superuser"), "{}", out.stderr);
+    out.assert_stderr("superuser");
 
     f.cluster.sql(
         "postgres",
@@ -641,11 +587,7 @@ fn a_superuser_or_a_role_that_reaches_the_other_environment_exits_2() {
     );
     let out = f.migrate(&[]);
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("can connect to dreichor_prod"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("can connect to dreichor_prod");
     assert!(f.versions().is_empty());
 }
 
@@ -655,7 +597,7 @@ fn a_url_for_the_other_environment_exits_2_before_connecting() {
     f.write("001_a.sql", "SELECT 1;\n");
     let out = f.cmd(&[]).env("DATABASE_URL", &f.envs.prod_url).run();
     out.assert_code(2);
-    assert!(out.stderr.contains("dreichor_dev"), "{}", out.stderr);
+    out.assert_stderr("dreichor_dev");
     let out = f.cmd(&[]).env("DREICHOR_ENV", "prod").run();
     out.assert_code(2);
 }
@@ -717,11 +659,7 @@ fn a_decoy_operator_on_the_roles_search_path_does_not_hide_connect_on_the_other_
     f.plant_decoy_operator();
     let out = f.migrate(&[]);
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("can connect to dreichor_prod"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("can connect to dreichor_prod");
     assert!(!f.table_exists("a"));
 }
 
@@ -750,19 +688,9 @@ fn ctrl_c_cancels_the_running_file_rolls_it_back_and_releases_the_lock() {
         started.elapsed()
     );
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("interrupted (Ctrl-C, SIGTERM or a lost terminal)"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("57014"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("1 files applied by this run stay applied"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("interrupted (Ctrl-C, SIGTERM or a lost terminal)");
+    out.assert_stderr("57014");
+    out.assert_stderr("1 files applied by this run stay applied");
     // Nothing of the cancelled file, nothing after it, and no backend left holding the lock.
     assert_eq!(f.versions(), ["001_a"]);
     assert!(!f.table_exists("slow") && !f.table_exists("c"));
@@ -792,17 +720,8 @@ fn a_no_transaction_file_refuses_to_run_over_an_invalid_index() {
     f.sql("DELETE FROM t WHERE ctid = (SELECT max(ctid) FROM t)");
     let out = f.migrate(&[]);
     out.assert_code(1);
-    assert!(
-        out.stderr
-            .contains("while the database has INVALID indexes (t_unique)"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("DROP INDEX CONCURRENTLY t_unique"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("while the database has INVALID indexes (t_unique)");
+    out.assert_stderr("DROP INDEX CONCURRENTLY t_unique");
     assert_eq!(f.versions(), ["001_t"]);
     f.sql("DROP INDEX t_unique");
     f.migrate(&[]).assert_code(0);
@@ -929,7 +848,7 @@ fn a_flag_error_still_gives_one_json_document_with_exit_2() {
         if tool == Tool::SchemaCheck {
             assert_eq!(doc["compatible"], false);
         }
-        assert!(out.stderr.contains("error:"), "{}", out.stderr);
+        out.assert_stderr("error:");
     }
 }
 
@@ -972,11 +891,7 @@ fn a_file_that_would_release_the_migration_lock_is_refused_before_anything_runs(
     );
     let out = f.migrate(&[]);
     out.assert_code(2);
-    assert!(
-        out.stderr.contains("releases advisory locks"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("releases advisory locks");
     assert!(f.versions().is_empty());
     assert!(!f.table_exists("a"));
 }
@@ -1027,12 +942,7 @@ fn a_tracking_table_in_the_three_column_form_gets_the_other_columns() {
     dry.assert_code(0);
     let out = f.migrate(&[]);
     out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains("added the columns duration_ms and applied_by"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr("added the columns duration_ms and applied_by");
     assert!(
         out.stdout.contains("applied 1, already applied 1"),
         "{}",
@@ -1081,7 +991,7 @@ fn ctrl_c_while_waiting_to_retry_stops_the_run_with_the_file_unapplied() {
         started.elapsed()
     );
     out.assert_code(1);
-    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    out.assert_stderr("interrupted");
     tx.commit().unwrap();
     assert_eq!(f.versions(), ["001_t"]);
     assert_eq!(

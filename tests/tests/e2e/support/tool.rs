@@ -475,6 +475,21 @@ impl Outcome {
         self
     }
 
+    /// Panics, showing stderr, unless stderr contains `needle`.
+    ///
+    /// ```ignore
+    /// out.assert_code(1).assert_stderr("rolled back");
+    /// ```
+    #[track_caller]
+    pub fn assert_stderr(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stderr ---\n{}",
+            self.stderr
+        );
+        self
+    }
+
     /// Parses stdout as exactly one JSON document (the contract for `--format json`);
     /// panics with both streams when it is not.
     ///
