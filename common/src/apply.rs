@@ -14,6 +14,15 @@
 //! the like inside a transaction. Its row is written after its last statement; such a file
 //! cannot be atomic, so the failure report says exactly which statements had run.
 //!
+//! Each file starts from the session's defaults, and the runner's own bookkeeping (the guard,
+//! the tracking row) runs with them, whatever the file did to its session (issue 10). The
+//! reset runs at the END of each file's message, inside its transaction: PostgreSQL decodes
+//! a whole simple-query message with the `client_encoding` in force when it arrives, parses all
+//! of it with the `standard_conforming_strings` (and other settings) in force then, and fixes
+//! a transaction's characteristics (read only, isolation) at `BEGIN`; a reset at the start of
+//! the next file's message would come too late for all three. Reset and commit in one message
+//! cost no round trip.
+//!
 //! PostgreSQL reports an error position as a character index into the query string; it is
 //! mapped back to a line and column of the file. Errors without a position (a constraint
 //! violation, a missing table in ALTER TABLE) are located by replaying the file statement by
@@ -27,6 +36,7 @@ use postgres::Client;
 
 use crate::cli::human_duration;
 use crate::error::describe_pg;
+use crate::lock::Hold;
 use crate::migrations::Migration;
 use crate::sql;
 use crate::tracking;
@@ -69,8 +79,14 @@ impl Default for Settings {
 impl Settings {
     /// The timeouts as startup options (`-c lock_timeout=...`). As startup options they are
     /// the session's defaults, which the `RESET ALL` before every file returns to.
+    ///
+    /// Idle timeouts are turned off as well: the runner waits between files (a retry's
+    /// backoff) and must not lose its session to a default meant for clients.
     pub fn startup_options(&self) -> String {
-        let mut options = format!("-c lock_timeout={}", self.lock_timeout.as_millis());
+        let mut options = format!(
+            "-c lock_timeout={} -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0",
+            self.lock_timeout.as_millis()
+        );
         if let Some(t) = self.statement_timeout {
             options.push_str(&format!(" -c statement_timeout={}", t.as_millis()));
         }
@@ -78,40 +94,70 @@ impl Settings {
     }
 }
 
-/// What every file starts from: the session's defaults. A file may change its session
-/// (`SET search_path`, `SET ROLE`, a temporary table, a prepared statement, a cursor, a
-/// `LISTEN`, cached sequence values), and that must not reach the next file: otherwise the
-/// same files would build a different schema, or fail, when applied in one run rather than
-/// one run at a time (`hard-reset` applies everything in one run). `RESET ALL` leaves the
-/// role alone, hence `RESET ROLE`; `DISCARD ALL` would do all of it but refuses to run in a
-/// transaction.
-const FRESH_SESSION: &str = "RESET ALL;\nRESET ROLE;\nDISCARD TEMP;\nDEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;\nDISCARD SEQUENCES;\n";
+/// What every file leaves behind for the next, and what the runner's own bookkeeping runs
+/// with: the session's defaults. A file may change its session (any `SET`, `SET SESSION
+/// CHARACTERISTICS`, `SET ROLE`, `set_config(..., false)`, `client_encoding`, a temporary
+/// table, a prepared statement, a cursor, a `LISTEN`, cached sequence values, session-level
+/// advisory locks, cached plans), and that must not reach the next file or the tracking row:
+/// otherwise the same files would store other data, build another schema, or fail, when
+/// applied in one run rather than one run at a time (`hard-reset` applies everything in one
+/// run). This is `DISCARD ALL` spelled out, because `DISCARD ALL` refuses to run in a
+/// transaction; `RESET ALL` leaves the role alone, hence `RESET ROLE`. Only the migration lock
+/// is out of reach of all of it: it is held by another session ([`crate::lock`]).
+///
+/// Plain ASCII keywords without quotes: it is parsed under whatever settings the file left,
+/// and means the same under every one of them.
+pub const FRESH_SESSION: &str = "RESET ALL;\nRESET ROLE;\nDISCARD TEMP;\nDISCARD PLANS;\nDISCARD SEQUENCES;\nDEALLOCATE ALL;\nCLOSE ALL;\nUNLISTEN *;\nSELECT pg_catalog.pg_advisory_unlock_all();\n";
 
 /// Remembers, in a transaction-local setting, which transaction the runner opened for the
 /// file, for [`guard`] to compare with at the end.
 pub const MARK_TRANSACTION: &str =
     "SELECT pg_catalog.set_config('dreichor.txid', pg_catalog.txid_current()::text, true);\n";
 
-/// The start of the message that marks a guard failure: what [`Failure`] recognises.
+/// The start of the messages that mark a guard failure: what [`Failure`] recognises.
 const GUARD_MARK: &str = "dreichor:";
 
-/// Runs just before the tracking row is written, with `search_path` pinned: refuses to
-/// record the file when the runner's transaction is not the one it opened, i.e. when the file
-/// ended it with a COMMIT, ROLLBACK or END that the lexer did not recognise. The lexer is the
-/// first line of defence, this check the last. (A file that would release the migration lock
-/// is refused by discovery: checking `pg_locks` here cost about 0.12 ms a file.)
-///
-/// Plain SQL rather than a `DO` block: compiling PL/pgSQL for every file cost about 0.2 ms a
-/// file. The error is raised by casting the message to `int`; the
-/// `left(pg_backend_pid()::text, 0)` (an empty string from a non-immutable function) keeps the
-/// planner from evaluating that cast while folding constants, i.e. always.
+/// The guard's message when the file ended the runner's transaction.
+const GUARD_TRANSACTION_ENDED: &str = "dreichor: the file ended the runner's transaction itself (a COMMIT, ROLLBACK or END that the lexer did not recognise): statements before that point may be committed; nothing was recorded";
+
+/// The guard's message when the migration lock's session has ended.
+const GUARD_LOCK_LOST: &str = "dreichor: the migration lock was lost before this file could commit: the lock's session ended (terminated by a statement of this or an earlier file, such as pg_terminate_backend on other sessions, or by an operator); this file was rolled back and not recorded, and the run stopped. A file that ends other sessions must spare application_name dreichor-migrate-lock";
+
+/// Raises `message` as an error when `condition` holds: plain SQL rather than a `DO` block
+/// (compiling PL/pgSQL for every file cost about 0.2 ms a file). The error is a failed cast of
+/// the message to `int`; the `left(pg_backend_pid()::text, 0)` (an empty string from a
+/// non-immutable function) keeps the planner from evaluating that cast while folding
+/// constants, i.e. always.
+fn raise_when(condition: &str, message: &str) -> String {
+    format!(
+        "WHEN {condition} THEN ({}::text || pg_catalog.left(pg_catalog.pg_backend_pid()::text, 0))::int",
+        crate::connect::literal(message)
+    )
+}
+
+/// Runs just before the reset and the tracking row, with `search_path` pinned, and refuses to
+/// record the file when
+/// - the runner's transaction is not the one it opened, i.e. the file ended it with a COMMIT,
+///   ROLLBACK or END that the lexer did not recognise (the lexer is the first line of defence,
+///   this check the last); or
+/// - the migration lock is no longer held ([`crate::lock::LOST_CONDITION`]).
 pub fn guard() -> String {
     format!(
-        "SELECT CASE WHEN pg_catalog.current_setting('dreichor.txid', true) IS DISTINCT FROM pg_catalog.txid_current()::text \
-         THEN ({}::text || pg_catalog.left(pg_catalog.pg_backend_pid()::text, 0))::int END",
-        crate::connect::literal(
-            "dreichor: the file ended the runner's transaction itself (a COMMIT, ROLLBACK or END that the lexer did not recognise): statements before that point may be committed; nothing was recorded"
-        )
+        "SELECT CASE {} {} END",
+        raise_when(
+            "pg_catalog.current_setting('dreichor.txid', true) IS DISTINCT FROM pg_catalog.txid_current()::text",
+            GUARD_TRANSACTION_ENDED
+        ),
+        raise_when(crate::lock::LOST_CONDITION, GUARD_LOCK_LOST)
+    )
+}
+
+/// The guard of a no-transaction file's tracking row: the lock alone (its own transaction was
+/// opened just before).
+fn lock_guard() -> String {
+    format!(
+        "SELECT CASE {} END",
+        raise_when(crate::lock::LOST_CONDITION, GUARD_LOCK_LOST)
     )
 }
 
@@ -139,6 +185,32 @@ pub struct Failure {
     /// The connection died during the file: whether it committed is for the caller to find
     /// out (it may have, with the reply lost), so this failure does not claim either way.
     pub connection_lost: bool,
+    /// The migration lock's session ended during the file ([`crate::lock::Lost`], or the
+    /// guard saw it): the run must stop, another run may hold the lock now.
+    pub lock_lost: bool,
+    /// A no-transaction file whose every statement ran, and whose tracking row could not be
+    /// written because the session ended: the caller may record it from a new session.
+    pub unrecorded_complete: bool,
+}
+
+impl Failure {
+    /// A failure of `migration` with nothing known yet beyond `error`.
+    fn of(migration: &Migration, error: String) -> Failure {
+        Failure {
+            file_name: migration.file_name.clone(),
+            location: None,
+            sqlstate: None,
+            error,
+            transactional: migration.transactional,
+            statements_run: Vec::new(),
+            statements_total: 0,
+            invalid_indexes: Vec::new(),
+            retries: 0,
+            connection_lost: false,
+            lock_lost: false,
+            unrecorded_complete: false,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -169,9 +241,14 @@ impl fmt::Display for Failure {
                 crate::migrations::NO_TRANSACTION_MARKER
             )?;
         }
-        if self.connection_lost {
+        if self.lock_lost && self.transactional {
+            write!(
+                f,
+                "\n  run migrate again: it continues with this file once it holds the lock"
+            )?;
+        } else if self.connection_lost {
             // The caller says what a new session finds.
-        } else if self.error.contains(GUARD_MARK) {
+        } else if self.error.contains(GUARD_TRANSACTION_ENDED) {
             // The guard's own message says what happened and what was not recorded.
             write!(
                 f,
@@ -189,6 +266,12 @@ impl fmt::Display for Failure {
             )?;
         } else {
             let run = &self.statements_run;
+            if self.lock_lost {
+                write!(
+                    f,
+                    "\n  the run stopped before the next statement: with the lock gone another run could start this file too"
+                )?;
+            }
             if run.is_empty() {
                 write!(f, "\n  no statement of this no-transaction file had run")?;
             } else {
@@ -215,11 +298,16 @@ impl fmt::Display for Failure {
 /// Applies one file with its tracking row. `progress` hears about retries. Returns how long
 /// it took.
 ///
-/// `interrupted` says whether the operator asked to stop (Ctrl-C): it is looked at while
-/// waiting to retry and between the statements of a no-transaction file, where no cancel
-/// request can reach a running statement.
+/// `hold` is the migration lock: it is proven before the file commits and before every
+/// statement of a no-transaction file. `interrupted` says whether the operator asked to stop
+/// (Ctrl-C): it is looked at while waiting to retry and between the statements of a
+/// no-transaction file, where no cancel request can reach a running statement.
+///
+/// # Errors
+/// A [`Failure`] saying what of the file stays applied and what to do.
 pub fn apply_one(
     client: &mut Client,
+    hold: &mut Hold,
     migration: &Migration,
     settings: &Settings,
     progress: &mut dyn FnMut(&str),
@@ -228,7 +316,7 @@ pub fn apply_one(
     if migration.transactional {
         apply_transactional(client, migration, settings, progress, interrupted)
     } else {
-        apply_statements(client, migration, interrupted)
+        apply_statements(client, hold, migration, interrupted)
     }
 }
 
@@ -244,10 +332,28 @@ fn sleep_unless(wait: Duration, interrupted: &dyn Fn() -> bool) -> bool {
     !interrupted()
 }
 
-/// What precedes the file in the message (`BEGIN`, [`FRESH_SESSION`], [`MARK_TRANSACTION`]);
-/// error positions are shifted by its length.
+/// What precedes the file in the message (`BEGIN`, [`MARK_TRANSACTION`]); error positions
+/// are shifted by its length.
 fn prefix() -> String {
-    format!("BEGIN;\n{FRESH_SESSION}{MARK_TRANSACTION}")
+    format!("BEGIN;\n{MARK_TRANSACTION}")
+}
+
+/// The one message of a transactional file: the file, then (with `search_path` pinned) the
+/// guard, then the reset to the session's defaults, then the tracking row, then `COMMIT`. The
+/// reset runs after the guard because `RESET ALL` also clears the guard's mark; the tracking
+/// row after the reset, so that it is written as the runner's role with the runner's settings
+/// whatever the file set (`SET ROLE` to a role that may not write the tracking table, say).
+fn transactional_message(migration: &Migration) -> String {
+    // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
+    // statement written without one.
+    format!(
+        "{}{}\n;\n{pin};\n{};\n{FRESH_SESSION}{pin};\n{};\nCOMMIT;",
+        prefix(),
+        migration.sql,
+        guard(),
+        tracking::insert_row(migration),
+        pin = crate::connect::PIN_SEARCH_PATH,
+    )
 }
 
 fn apply_transactional(
@@ -257,16 +363,7 @@ fn apply_transactional(
     progress: &mut dyn FnMut(&str),
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Duration, Box<Failure>> {
-    // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
-    // statement written without one.
-    let message = format!(
-        "{}{}\n;\n{};\n{};\n{};\nCOMMIT;",
-        prefix(),
-        migration.sql,
-        crate::connect::PIN_SEARCH_PATH,
-        guard(),
-        tracking::insert_row(migration)
-    );
+    let message = transactional_message(migration);
     let mut retries = 0;
     loop {
         let started = Instant::now();
@@ -274,9 +371,11 @@ fn apply_transactional(
             Ok(()) => return Ok(started.elapsed()),
             Err(err) => err,
         };
-        // The server skipped the rest of the message; end the failed transaction. If the
-        // connection is gone, the server has rolled it back already.
-        let _ = client.batch_execute("ROLLBACK");
+        // The server skipped the rest of the message; end the failed transaction (which takes
+        // back the file's SETs) and whatever of the session a rollback does not take back
+        // (prepared statements, advisory locks), so that a retry starts where the first
+        // attempt did. If the connection is gone, the server has rolled back already.
+        let _ = client.batch_execute(&format!("ROLLBACK;\n{FRESH_SESSION}"));
         let code = sqlstate(&err);
         if code.as_deref() == Some(LOCK_NOT_AVAILABLE)
             && retries < settings.lock_retries
@@ -296,31 +395,30 @@ fn apply_transactional(
             }
             // Interrupted while waiting: the file stays rolled back; report that.
         }
+        let error = describe_pg(&err);
+        let lock_lost = error.contains(GUARD_LOCK_LOST);
         let location =
             position_in_file(&err, prefix().chars().count(), &migration.sql, 0).or_else(|| {
-                if started.elapsed() < REPLAY_LIMIT && replayable(&err) {
+                if started.elapsed() < REPLAY_LIMIT && replayable(&err) && !lock_lost {
                     locate_by_replay(client, migration, code.as_deref())
                 } else {
                     None
                 }
             });
         return Err(Box::new(Failure {
-            file_name: migration.file_name.clone(),
             location,
             sqlstate: code,
-            error: describe_pg(&err),
-            transactional: true,
-            statements_run: Vec::new(),
-            statements_total: 0,
-            invalid_indexes: Vec::new(),
             retries,
             connection_lost: client.is_closed(),
+            lock_lost,
+            ..Failure::of(migration, error)
         }));
     }
 }
 
 fn apply_statements(
     client: &mut Client,
+    hold: &mut Hold,
     migration: &Migration,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Duration, Box<Failure>> {
@@ -331,46 +429,45 @@ fn apply_statements(
         .into_iter()
         .filter(|s| !s.is_blank(src))
         .collect();
-    let failure = |error: String, invalid_indexes: Vec<String>| Failure {
-        file_name: migration.file_name.clone(),
-        location: None,
-        sqlstate: None,
-        error,
-        transactional: false,
-        statements_run: Vec::new(),
+    let failure = |error: String, run: &[usize]| Failure {
+        statements_run: run.to_vec(),
         statements_total: statements.len(),
-        invalid_indexes,
-        retries: 0,
-        connection_lost: false,
+        ..Failure::of(migration, error)
     };
     // An INVALID index (a CREATE INDEX CONCURRENTLY that failed earlier) would be kept by a
     // re-run written with IF NOT EXISTS, and the file recorded as applied over a broken
     // index: refuse until it is dropped.
-    if let Err(err) = client.batch_execute(FRESH_SESSION) {
-        return Err(Box::new(Failure {
-            sqlstate: sqlstate(&err),
-            ..failure(describe_pg(&err), Vec::new())
-        }));
-    }
     let invalid = invalid_indexes(client);
     if !invalid.is_empty() {
-        return Err(Box::new(failure(
-            format!(
-                "refusing to run this no-transaction file while the database has INVALID indexes ({}); nothing of it ran",
-                invalid.join(", ")
-            ),
-            invalid,
-        )));
+        return Err(Box::new(Failure {
+            invalid_indexes: invalid.clone(),
+            ..failure(
+                format!(
+                    "refusing to run this no-transaction file while the database has INVALID indexes ({}); nothing of it ran",
+                    invalid.join(", ")
+                ),
+                &[],
+            )
+        }));
     }
     let mut run = Vec::new();
     for statement in &statements {
+        let here = statement
+            .first_token_offset(src)
+            .map(|o| sql::line_col(src, o));
         if interrupted() {
             return Err(Box::new(Failure {
-                location: statement
-                    .first_token_offset(src)
-                    .map(|o| sql::line_col(src, o)),
-                statements_run: run,
-                ..failure("interrupted before this statement".into(), Vec::new())
+                location: here,
+                ..failure("interrupted before this statement".into(), &run)
+            }));
+        }
+        // Before every statement, not only before the row: a statement that runs while another
+        // run holds the lock may run twice.
+        if let Err(lost) = hold.verify() {
+            return Err(Box::new(Failure {
+                location: here,
+                lock_lost: true,
+                ..failure(format!("{lost}; this statement did not run"), &run)
             }));
         }
         let text = statement.text(src);
@@ -387,54 +484,67 @@ fn apply_statements(
             let _ = client.batch_execute("RESET lock_timeout");
         }
         if let Err(err) = result {
-            let location = position_in_file(&err, 0, src, statement.start).or_else(|| {
-                statement
-                    .first_token_offset(src)
-                    .map(|o| sql::line_col(src, o))
-            });
+            let location = position_in_file(&err, 0, src, statement.start).or(here);
             return Err(Box::new(Failure {
-                file_name: migration.file_name.clone(),
                 location,
                 sqlstate: sqlstate(&err),
-                error: describe_pg(&err),
-                transactional: false,
-                statements_run: run,
-                statements_total: statements.len(),
                 invalid_indexes: invalid_indexes(client),
-                retries: 0,
-                connection_lost: false,
+                connection_lost: client.is_closed(),
+                ..failure(describe_pg(&err), &run)
             }));
         }
-        let line = statement
-            .first_token_offset(src)
-            .map_or(1, |o| sql::line_col(src, o).0);
-        run.push(line);
+        run.push(here.map_or(1, |(line, _)| line));
     }
-    client
-        .batch_execute(&format!(
-            "BEGIN;\n{};\n{};\nCOMMIT",
-            crate::connect::PIN_SEARCH_PATH,
-            tracking::insert_row(migration)
-        ))
-        .map_err(|err| {
-            let _ = client.batch_execute("ROLLBACK");
-            Box::new(Failure {
-                file_name: migration.file_name.clone(),
-                location: None,
-                sqlstate: sqlstate(&err),
-                error: format!(
+    if let Err(lost) = hold.verify() {
+        return Err(Box::new(Failure {
+            lock_lost: true,
+            ..failure(
+                format!("{lost}; every statement ran, the version was not recorded"),
+                &run,
+            )
+        }));
+    }
+    record(client, migration).map_err(|err| {
+        let lost = client.is_closed();
+        Box::new(Failure {
+            sqlstate: sqlstate(&err),
+            connection_lost: lost,
+            lock_lost: describe_pg(&err).contains(GUARD_LOCK_LOST),
+            unrecorded_complete: lost,
+            ..failure(
+                format!(
                     "every statement ran, but recording the version failed: {}",
                     describe_pg(&err)
                 ),
-                transactional: false,
-                statements_run: run.clone(),
-                statements_total: statements.len(),
-                invalid_indexes: Vec::new(),
-                retries: 0,
-                connection_lost: false,
-            })
-        })?;
+                &run,
+            )
+        })
+    })?;
     Ok(started.elapsed())
+}
+
+/// Writes the tracking row of a no-transaction file whose statements have all run: first the
+/// session goes back to its defaults (the file may have changed its role, made transactions
+/// read only, ...), then the row is written in a read-write transaction of its own, after the
+/// lock is proven. A failed attempt is rolled back.
+///
+/// Also what the caller runs from a new session when the file's own session ended after its
+/// last statement ([`Failure::unrecorded_complete`]); the caller makes sure the row is not
+/// there yet.
+///
+/// # Errors
+/// The server's error; nothing was recorded.
+pub fn record(client: &mut Client, migration: &Migration) -> Result<(), postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "{FRESH_SESSION}BEGIN READ WRITE;\n{};\n{};\n{};\nCOMMIT",
+            crate::connect::PIN_SEARCH_PATH,
+            lock_guard(),
+            tracking::insert_row(migration)
+        ))
+        .inspect_err(|_| {
+            let _ = client.batch_execute("ROLLBACK");
+        })
 }
 
 /// Whether a statement uses CONCURRENTLY (CREATE/DROP/REINDEX ... CONCURRENTLY, REFRESH
@@ -537,7 +647,10 @@ mod tests {
         let s = Settings::default();
         assert_eq!(s.lock_timeout, Duration::from_secs(10));
         assert_eq!(s.statement_timeout, None);
-        assert_eq!(s.startup_options(), "-c lock_timeout=10000");
+        assert_eq!(
+            s.startup_options(),
+            "-c lock_timeout=10000 -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
+        );
     }
 
     #[test]
@@ -549,7 +662,7 @@ mod tests {
         };
         assert_eq!(
             s.startup_options(),
-            "-c lock_timeout=0 -c statement_timeout=0"
+            "-c lock_timeout=0 -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c statement_timeout=0"
         );
     }
 
@@ -566,6 +679,8 @@ mod tests {
             invalid_indexes: vec![],
             retries: 0,
             connection_lost: false,
+            lock_lost: false,
+            unrecorded_complete: false,
         };
         let text = f.to_string();
         assert!(text.starts_with("003_x.sql:4:7: relation"), "{text}");
@@ -585,6 +700,8 @@ mod tests {
             invalid_indexes: vec!["i_t_a".into()],
             retries: 0,
             connection_lost: false,
+            lock_lost: false,
+            unrecorded_complete: false,
         };
         let text = f.to_string();
         assert!(text.contains("2 of its 3 statements had run"), "{text}");

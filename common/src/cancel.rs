@@ -10,7 +10,7 @@
 //! apply loop the signals keep their default action: nothing is being changed there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use postgres::{CancelToken, NoTls};
@@ -18,11 +18,19 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 /// Watches for SIGINT, SIGTERM and SIGHUP while files are applied; dropped, it stops watching.
-#[derive(Debug)]
 pub struct CancelOnSignal {
     arrived: Arc<AtomicBool>,
+    token: Arc<Mutex<CancelToken>>,
     handle: Handle,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for CancelOnSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelOnSignal")
+            .field("arrived", &self.arrived())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CancelOnSignal {
@@ -33,6 +41,8 @@ impl CancelOnSignal {
         let handle = signals.handle();
         let arrived = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&arrived);
+        let token = Arc::new(Mutex::new(token));
+        let current = Arc::clone(&token);
         let thread = std::thread::Builder::new()
             .name("cancel-on-signal".into())
             .spawn(move || {
@@ -40,7 +50,10 @@ impl CancelOnSignal {
                     if !flag.swap(true, Ordering::SeqCst) {
                         // Nothing useful can be done when the cancel request itself fails
                         // (the server is gone): the run's own error says what happened.
-                        let _ = token.cancel_query(NoTls);
+                        let token = current.lock().map(|t| t.clone());
+                        if let Ok(token) = token {
+                            let _ = token.cancel_query(NoTls);
+                        }
                     } else {
                         // A second signal: the operator insists. Do what the signal would
                         // have done; the server rolls back whatever is still open.
@@ -50,9 +63,18 @@ impl CancelOnSignal {
             })?;
         Ok(CancelOnSignal {
             arrived,
+            token,
             handle,
             thread: Some(thread),
         })
+    }
+
+    /// From now on a signal cancels the statement running on the client of `token` (the
+    /// runner replaced its session).
+    pub fn retarget(&self, token: CancelToken) {
+        if let Ok(mut current) = self.token.lock() {
+            *current = token;
+        }
     }
 
     /// Whether a signal has arrived.

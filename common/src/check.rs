@@ -319,7 +319,8 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
     // operators, not a look-alike a role put ahead of pg_catalog; the tracking table is
     // always named with its schema.
     let options = format!(
-        "-c default_transaction_read_only=on -c statement_timeout={} -c search_path=pg_catalog,pg_temp",
+        "{} -c default_transaction_read_only=on -c statement_timeout={}",
+        connect::TOOL_SESSION_OPTIONS,
         timeout.as_millis()
     );
     let mut client = connect::connect_with(url, APPLICATION, timeout, |config| {

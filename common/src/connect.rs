@@ -14,10 +14,29 @@ use postgres::{Client, NoTls, SimpleQueryMessage};
 use crate::config::{DbUrl, Env};
 use crate::error::{describe_pg, is_unreachable, Error};
 
-/// Opens a connection. Any failure to get a working session (refused, timed out,
-/// authentication failed, no such database) is [`Error::Unreachable`], exit 3.
+/// The settings every session of the tools' own pins at startup (startup options win over
+/// role and database defaults), so that what the tools' queries mean, and how long a session
+/// may idle, do not depend on an `ALTER ROLE/DATABASE ... SET` (issue 10):
+/// - `search_path`: the catalog's functions and operators, never a look-alike;
+/// - `standard_conforming_strings`: how the literals the tools send are read (they are
+///   quoted with [`literal`], which is right under either setting, but a pinned setting makes
+///   that one less thing to reason about);
+/// - `DateStyle`, `IntervalStyle`, `extra_float_digits`, `bytea_output`: the text forms of
+///   the values the tools read (identities are compared as values, never as text, anyway);
+/// - `idle_session_timeout`, `idle_in_transaction_session_timeout`: the migration lock's
+///   session idles for a whole run, and must not be ended by a default meant for clients.
+///
+/// Not for the session that runs migration files: that one sees the database's own defaults,
+/// as psql would ([`crate::apply::Settings::startup_options`]).
+pub const TOOL_SESSION_OPTIONS: &str = "-c search_path=pg_catalog,pg_temp -c standard_conforming_strings=on -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0";
+
+/// Opens a connection with [`TOOL_SESSION_OPTIONS`]. Any failure to get a working session
+/// (refused, timed out, authentication failed, no such database) is [`Error::Unreachable`],
+/// exit 3.
 pub fn connect(url: &DbUrl, application: &str, timeout: Duration) -> Result<Client, Error> {
-    connect_with(url, application, timeout, |_| {})
+    connect_with(url, application, timeout, |config| {
+        config.options(TOOL_SESSION_OPTIONS);
+    })
 }
 
 /// [`connect`], with the configuration adjusted by `adjust` (startup options, say). The
@@ -69,10 +88,18 @@ pub fn failed(url: &DbUrl, context: &str, err: &postgres::Error) -> Error {
     }
 }
 
-/// Quotes a string as an SQL literal. Standard conforming strings are assumed (the default
-/// since PostgreSQL 9.1); callers only pass versions, checksums and identifiers we built.
+/// Quotes a string as an SQL literal with `postgres_protocol::escape::escape_literal` (libpq's
+/// `PQescapeLiteral`): a value with a backslash becomes an `E'...'` literal with the backslash
+/// doubled, which reads the same whatever `standard_conforming_strings` says. Values read from
+/// the catalog (a comment, a setting) and replayed by `hard-reset` may hold backslashes.
 pub fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    postgres_protocol::escape::escape_literal(value)
+}
+
+/// Quotes an identifier with `postgres_protocol::escape::escape_identifier`: always in double
+/// quotes, embedded quotes doubled.
+pub fn identifier(name: &str) -> String {
+    postgres_protocol::escape::escape_identifier(name)
 }
 
 /// What pins `search_path` for the rest of a transaction: the tools' own queries must mean
@@ -186,10 +213,12 @@ pub fn check_identity(url: &DbUrl, env: Env, row: &[Option<String>]) -> Result<(
     Ok(())
 }
 
-/// Connects and makes the identity checks: the session every tool but the admin side of
-/// `hard-reset` works in. The whole of it, authentication included, is bounded by `timeout`.
+/// Connects with [`TOOL_SESSION_OPTIONS`] and makes the identity checks: the session every
+/// tool's own queries run in (the migration lock's, `hard-reset`'s inventory, a second look
+/// after a lost connection). The whole of it, authentication included, is bounded by
+/// `timeout`.
 pub fn open(url: &DbUrl, env: Env, application: &str, timeout: Duration) -> Result<Client, Error> {
-    open_with(url, env, application, timeout, "")
+    open_with(url, env, application, timeout, TOOL_SESSION_OPTIONS)
 }
 
 /// [`open`] with startup `options` (`-c name=value ...`; empty for none), which become the
@@ -300,6 +329,13 @@ mod tests {
     #[test]
     fn literals_double_single_quotes() {
         assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn literals_with_a_backslash_read_the_same_under_either_string_syntax() {
+        // E'' strings always treat the backslash as an escape; escape_literal doubles it.
+        assert_eq!(literal(r"C:\new"), r" E'C:\\new'");
+        assert_eq!(identifier("a\"b"), "\"a\"\"b\"");
     }
 
     #[test]

@@ -5,6 +5,16 @@
 //! when the runner's connection ends for any reason (kill -9, network loss): a crashed runner
 //! never leaves a stale lock behind, unlike a lock row in a table.
 //!
+//! It is held by a session of its own ([`Hold`]) that never runs a line of a migration file.
+//! A file runs in the runner's other session, and whatever it calls there
+//! (`pg_advisory_unlock_all()`, in a `DO` block, through `EXECUTE`, by a quoted name or from a
+//! function of its own) releases only that session's advisory locks: the hold cannot be
+//! released from a file (issue 10, case 5). A file can still end the lock's session with
+//! `pg_terminate_backend` (a migration that clears other sessions off a table does exactly
+//! that); so the hold is proven before every commit ([`LOST_CONDITION`], inside the file's
+//! transaction) and before every statement of a no-transaction file ([`Hold::verify`]), and
+//! the run stops when it is gone.
+//!
 //! It is taken by polling `pg_try_advisory_lock` from an idle session, never by blocking in
 //! `pg_advisory_lock`: a session waiting inside `pg_advisory_lock` holds a snapshot, and a
 //! `CREATE INDEX CONCURRENTLY` in the running migration waits for every such snapshot to go
@@ -27,6 +37,11 @@ pub const KEY: i64 = 8_575_455_468_313_837_003;
 pub const CLASSID: u32 = (KEY as u64 >> 32) as u32;
 /// `objid` of [`KEY`] in `pg_locks`.
 pub const OBJID: u32 = KEY as u64 as u32;
+
+/// The application name of the session that holds the lock, in `pg_stat_activity`. A file
+/// that ends other sessions (to clear a table of its users, say) must spare it: ending it ends
+/// the run.
+pub const APPLICATION: &str = "dreichor-migrate-lock";
 
 /// How often a waiting runner asks again.
 const POLL: Duration = Duration::from_millis(100);
@@ -127,55 +142,124 @@ pub fn holder(client: &mut Client) -> Result<Option<Holder>, postgres::Error> {
 }
 
 /// The outcome of [`acquire`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Acquired {
-    /// The lock is ours until [`release`] or the end of the session.
-    Yes,
+    /// The lock is held by the returned session until [`Hold::release`] or its end.
+    Yes(Hold),
     /// Not within the wait; who held it when we gave up (if still visible).
     No(Option<Holder>),
 }
 
-/// Polls for the lock for at most `wait`. `on_wait` is called once, with the holder, when the
-/// first attempt fails, so that the operator knows why nothing happens.
+/// The migration lock, held by a session that runs nothing but this module's queries.
+pub struct Hold {
+    session: Client,
+    pid: i32,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lock's session ended while the run held it: terminated (by a file's
+/// `pg_terminate_backend`, or an operator), or the server went away. Another run may hold the
+/// lock now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the migration lock was lost: its session (pid {pid}, application_name dreichor-migrate-lock) ended ({reason}); another migrate run may hold it now. A file that ends other sessions must spare that one")]
+pub struct Lost {
+    /// The process id the lock's session had.
+    pub pid: i32,
+    /// What the client saw.
+    pub reason: String,
+}
+
+/// An SQL condition, for the runner's other session, that is true when the lock is no longer
+/// held by anyone: `pg_try_advisory_xact_lock` succeeds only when no other session holds the
+/// key. While the [`Hold`]'s session lives it holds the key, so the condition is false; when
+/// that session has ended, the condition is true (and the transaction-level lock it took goes
+/// with the transaction). No catalog read: it costs about as much as `SELECT 1` (a `pg_locks`
+/// scan cost about 0.19 ms a call, `pg_stat_get_activity(pid)` about 0.06 ms).
+///
+/// A second run that took the key in between makes the condition false again; for a
+/// transactional file that is harmless, because the tracking row's primary key lets only one
+/// of two runs commit a version, together with the file.
+pub const LOST_CONDITION: &str = "pg_catalog.pg_try_advisory_xact_lock(8575455468313837003)";
+
+impl Hold {
+    /// The lock's session's process id, as `pg_locks` shows the holder.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Proves that the lock is still held, with one round trip on the lock's session: that
+    /// session runs nothing that could release the key, so while it answers, it holds it.
+    /// # Errors
+    /// [`Lost`] when the session is gone.
+    pub fn verify(&mut self) -> Result<(), Lost> {
+        self.session.simple_query("").map(drop).map_err(|e| Lost {
+            pid: self.pid,
+            reason: crate::error::describe_pg(&e),
+        })
+    }
+
+    /// Releases the lock and ends its session (the end of the session alone would release it).
+    pub fn release(mut self) {
+        let _ = self
+            .session
+            .batch_execute(&format!("SELECT pg_catalog.pg_advisory_unlock({KEY})"));
+    }
+}
+
+/// Polls for the lock on `session`, a session of its own that will hold it, for at most `wait`.
+/// `on_wait` is called once, with the holder, when the first attempt fails, so that the
+/// operator knows why nothing happens.
+/// # Errors
+/// A failed query on `session`.
 pub fn acquire(
-    client: &mut Client,
+    mut session: Client,
     wait: Duration,
     mut on_wait: impl FnMut(Option<&Holder>),
 ) -> Result<Acquired, postgres::Error> {
     let deadline = Instant::now() + wait;
-    let try_lock = format!("SELECT pg_catalog.pg_try_advisory_lock({KEY})");
+    let try_lock =
+        format!("SELECT pg_catalog.pg_try_advisory_lock({KEY}), pg_catalog.pg_backend_pid()");
     let mut told = false;
     loop {
-        let messages = client.simple_query(&try_lock)?;
-        let got = rows(&messages)
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .as_deref()
-            == Some("t");
-        if got {
-            return Ok(Acquired::Yes);
+        let messages = session.simple_query(&try_lock)?;
+        let row = rows(&messages).into_iter().next().unwrap_or_default();
+        if row.first().cloned().flatten().as_deref() == Some("t") {
+            let pid = row
+                .get(1)
+                .cloned()
+                .flatten()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            return Ok(Acquired::Yes(Hold { session, pid }));
         }
         if !told {
-            on_wait(holder(client)?.as_ref());
+            on_wait(holder(&mut session)?.as_ref());
             told = true;
         }
         let now = Instant::now();
         if now >= deadline {
-            return Ok(Acquired::No(holder(client)?));
+            return Ok(Acquired::No(holder(&mut session)?));
         }
         std::thread::sleep(POLL.min(deadline - now));
     }
-}
-
-/// Releases the lock (the end of the session would too).
-pub fn release(client: &mut Client) -> Result<(), postgres::Error> {
-    client.batch_execute(&format!("SELECT pg_catalog.pg_advisory_unlock({KEY})"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_lost_condition_names_the_key() {
+        assert!(LOST_CONDITION.contains(&format!("({KEY})")));
+    }
 
     #[test]
     fn the_key_is_derived_from_the_table_name() {

@@ -383,6 +383,9 @@ fn parse(
             )]);
         }
     };
+    if let Some(error) = unsendable(name, text) {
+        return Err(vec![error]);
+    }
     let sql = normalise(text);
     let first_line = sql.lines().next().unwrap_or("");
     let transactional = first_line != NO_TRANSACTION_MARKER;
@@ -413,16 +416,6 @@ fn parse(
         ));
     }
     for statement in &lexed.statements {
-        if releases_advisory_locks(statement.text(&sql)) {
-            let at = statement
-                .first_token_offset(&sql)
-                .unwrap_or(statement.start);
-            errors.push(DirectoryError::at(
-                name,
-                sql::line_col(&sql, at),
-                "releases advisory locks (pg_advisory_unlock..., DISCARD ALL), the runner's migration lock among them, which is what keeps two runs apart; remove it",
-            ));
-        }
         if copies_with_client(statement.text(&sql)) {
             let at = statement
                 .first_token_offset(&sql)
@@ -474,15 +467,32 @@ fn parse(
     Ok((migration, warnings))
 }
 
-/// A call of `pg_advisory_unlock*` anywhere in the statement, or `DISCARD ALL`: either would
-/// release the runner's session-level migration lock in the middle of a run.
-fn releases_advisory_locks(statement: &str) -> bool {
-    let words = sql::words(statement);
-    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
-    words
-        .iter()
-        .any(|w| w.len() >= 18 && w.is_char_boundary(18) && is(&w[..18], "pg_advisory_unlock"))
-        || matches!(words.as_slice(), [first, second, ..] if is(first, "discard") && is(second, "all"))
+/// The largest file the runner sends: PostgreSQL refuses a protocol message longer than
+/// `PQ_LARGE_MESSAGE_LIMIT` (1 GiB less 2 bytes, `src/include/libpq/libpq.h`), and a
+/// transactional file travels in one message with about 1 KiB of the runner's own SQL.
+pub const MAX_FILE_BYTES: usize = (1 << 30) - (64 << 10);
+
+/// What the protocol cannot carry, refused before anything runs (issue 10): a NUL byte (a
+/// query string is NUL-terminated on the wire, and `text` cannot hold one either), and a
+/// file too long for one message ([`MAX_FILE_BYTES`]).
+fn unsendable(name: &str, text: &str) -> Option<DirectoryError> {
+    if let Some(at) = text.find('\0') {
+        return Some(DirectoryError::at(
+            name,
+            sql::line_col(text, at),
+            "contains a NUL byte (U+0000), which PostgreSQL's protocol cannot carry in a query and no text value can hold; remove it (for binary data write a bytea literal such as '\\x00')",
+        ));
+    }
+    if text.len() > MAX_FILE_BYTES {
+        return Some(DirectoryError::new(
+            name,
+            format!(
+                "is {} bytes long, more than PostgreSQL accepts in one query message ({MAX_FILE_BYTES} bytes with the runner's own SQL); split it into several migrations",
+                text.len()
+            ),
+        ));
+    }
+    None
 }
 
 /// `COPY ... FROM STDIN` / `TO STDOUT`: the data would stream between the server and psql,
@@ -714,18 +724,24 @@ mod tests {
     }
 
     #[test]
-    fn refuses_releasing_advisory_locks() {
+    fn releasing_advisory_locks_is_the_files_own_business() {
+        // The migration lock is held by another session (crate::lock): a file can release
+        // only its own session's advisory locks.
         let dir = dir_with(&[(
             "001_a.sql",
-            "SELECT pg_advisory_unlock_all();\nSELECT PG_ADVISORY_UNLOCK(1);\nSELECT 'pg_advisory_unlock_all()';\n",
+            "SELECT pg_advisory_unlock_all();\nSELECT PG_ADVISORY_UNLOCK(1);\n",
         )]);
+        assert!(discover(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_nul_byte_with_its_line() {
+        let dir = dir_with(&[("001_a.sql", "SELECT 1;\nSELECT 'a\0b';\n")]);
         let errors = errors_of(&dir);
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert_eq!(errors[1].location, Some((2, 1)));
-        let discard = dir_with(&[("001_a.sql", "-- dreichor:no-transaction\nDISCARD ALL;\n")]);
-        assert_eq!(errors_of(&discard).len(), 1);
-        let fine = dir_with(&[("001_a.sql", "DISCARD TEMP;\nSELECT pg_advisory_lock(1);\n")]);
-        assert!(discover(fine.path()).is_ok());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(text.starts_with("001_a.sql:2:"), "{text}");
+        assert!(text.contains("NUL byte"), "{text}");
     }
 
     #[test]

@@ -150,7 +150,10 @@ pub fn migrate(
         return dry_run(&mut client, url, env, files);
     }
 
-    let acquired = lock::acquire(&mut client, options.lock_wait, |holder| {
+    // The lock lives in a session of its own that never runs a line of a migration file, so
+    // that no file can release it (see crate::lock). Pinned like every tool session.
+    let lock_session = connect::open(url, env, lock::APPLICATION, options.connect_timeout)?;
+    let acquired = lock::acquire(lock_session, options.lock_wait, |holder| {
         let who = holder.map_or("an unknown session".to_string(), |h| h.to_string());
         progress(&format!(
             "waiting up to {} for the migration lock, held by {who}",
@@ -158,16 +161,21 @@ pub fn migrate(
         ));
     })
     .map_err(|e| failed(url, "taking the migration lock", &e))?;
-    if let Acquired::No(holder) = acquired {
-        let who = holder.map_or("a session that has ended meanwhile".to_string(), |h| {
-            h.to_string()
-        });
-        return Err(Error::Failed(format!(
-            "the migration lock on {} was not acquired within {}: another migrate run holds it ({who}); nothing was applied. Wait for that run and try again; if it is stuck, end it with SELECT pg_terminate_backend(<pid>) (its current file is rolled back)",
-            env.database(),
-            human_duration(options.lock_wait)
-        )));
-    }
+    let mut hold = match acquired {
+        Acquired::Yes(hold) => hold,
+        Acquired::No(holder) => {
+            let who = holder.map_or("a session that has ended meanwhile".to_string(), |h| {
+                h.to_string()
+            });
+            return Err(Error::Failed(format!(
+                "the migration lock on {} was not acquired within {}: another migrate run holds it ({who}); nothing was applied. Wait for that run and try again; if it is stuck, end both of its sessions, the lock's and the one running the file (its current transactional file is rolled back): SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND application_name IN ('{APPLICATION}', '{lock_app}')",
+                env.database(),
+                human_duration(options.lock_wait),
+                db = env.database(),
+                lock_app = lock::APPLICATION,
+            )));
+        }
+    };
 
     let ensured = tracking::ensure(&mut client, files).map_err(|e| {
         let mut error = failed(url, "creating or upgrading the tracking table", &e);
@@ -226,14 +234,31 @@ pub fn migrate(
             return Err(interrupted(&summary, None));
         }
         progress(&format!("applying {}", migration.version));
-        match apply::apply_one(
+        let result = apply::apply_one(
             &mut client,
+            &mut hold,
             migration,
             &options.settings,
             progress,
             &interrupted_now,
-        ) {
+        )
+        .or_else(|failure| {
+            recover_unrecorded(
+                url,
+                env,
+                options,
+                &mut client,
+                &mut hold,
+                migration,
+                failure,
+            )
+        });
+        match result {
             Ok(duration) => {
+                if let Some(watch) = &interrupt {
+                    // A no-transaction file may have been recorded from a new session.
+                    watch.retarget(client.cancel_token());
+                }
                 progress(&format!(
                     "applied  {} ({})",
                     migration.version,
@@ -268,8 +293,44 @@ pub fn migrate(
         }
     }
     drop(interrupt);
-    let _ = lock::release(&mut client);
+    hold.release();
     Ok(summary)
+}
+
+/// A no-transaction file whose every statement ran, but whose session ended before its row
+/// was written (the file set a tiny `idle_session_timeout`, say): still the runner's to
+/// record, from a new session, while it holds the lock. Otherwise such a file could never be
+/// recorded, and every run would repeat its statements. Any other failure is passed on.
+fn recover_unrecorded(
+    url: &DbUrl,
+    env: Env,
+    options: &Options,
+    client: &mut Client,
+    hold: &mut lock::Hold,
+    migration: &Migration,
+    failure: Box<apply::Failure>,
+) -> Result<Duration, Box<apply::Failure>> {
+    if !failure.unrecorded_complete || hold.verify().is_err() {
+        return Err(failure);
+    }
+    let Ok(mut fresh) = connect::open_with(
+        url,
+        env,
+        APPLICATION,
+        options.connect_timeout,
+        &options.settings.startup_options(),
+    ) else {
+        return Err(failure);
+    };
+    let recorded = tracking::read(&mut fresh, Shape::Current)
+        .map(|applied| applied.iter().any(|a| a.version == migration.version));
+    match recorded {
+        Ok(true) => {}
+        Ok(false) if apply::record(&mut fresh, migration).is_ok() => {}
+        _ => return Err(failure),
+    }
+    *client = fresh;
+    Ok(Duration::ZERO)
 }
 
 /// The connection died while a file was running: the server may have committed the file
@@ -453,7 +514,10 @@ pub fn status(
         env,
         APPLICATION,
         timeout,
-        "-c lock_timeout=5000 -c statement_timeout=30000",
+        &format!(
+            "{} -c lock_timeout=5000 -c statement_timeout=30000",
+            connect::TOOL_SESSION_OPTIONS
+        ),
     )?;
     let (shape, applied) = read_only(&mut client, url)?;
     let lock_holder = lock::holder(&mut client).map_err(|e| failed(url, "reading pg_locks", &e))?;

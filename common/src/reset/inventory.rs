@@ -164,7 +164,7 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
         .simple_query(
             "SELECT pg_catalog.pg_size_pretty(pg_catalog.pg_database_size(current_database())), \
                     pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_backend_pid(), \
-                    d.oid::text || '@' || pg_catalog.pg_postmaster_start_time()::text \
+                    d.oid::text || '@' || pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::text \
              FROM pg_catalog.pg_database d WHERE d.datname = current_database()",
         )
         .map_err(|e| failed("reading the database's size", &e))?;
@@ -188,13 +188,15 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
 }
 
 /// Refuses (exit 2) unless the admin connection sees the very database `DATABASE_URL` is in:
-/// the same oid on a server started at the same moment. `localhost`, `127.0.0.1` and `[::1]`
+/// the same oid on a server started at the same moment. The start time is compared as a Unix
+/// time, a value: its text form follows each session's `TimeZone` and `DateStyle`, which an
+/// `ALTER DATABASE ... SET timezone` changes for one of the two sessions only (issue 10). `localhost`, `127.0.0.1` and `[::1]`
 /// on one port can still be two servers (one on IPv4, one on IPv6), and the drop must hit the
 /// database whose contents were just shown.
 fn same_instance(request: &Request, admin: &mut Client, env_identity: &str) -> Result<(), Error> {
     let messages = admin
         .simple_query(&format!(
-            "SELECT d.oid::text || '@' || pg_catalog.pg_postmaster_start_time()::text \
+            "SELECT d.oid::text || '@' || pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::text \
              FROM pg_catalog.pg_database d WHERE d.datname = {}",
             connect::literal(request.database())
         ))

@@ -27,7 +27,7 @@ const GUC_LIST_QUOTE: &[&str] = &[
 /// database name is one of two validated constants, because role names come from the
 /// catalogue and may need it.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    crate::connect::identifier(name)
 }
 
 impl Recorded {

@@ -380,6 +380,51 @@ fn hard_reset_terminates_connected_sessions_after_yes_and_resets() {
     assert_eq!(f.versions_in("dev"), ["001_init", "002_add_note"]);
 }
 
+/// Issue 10, case 3: a file that made its session read-only must not fail the next file of
+/// the re-migration, after the drop. The files were first applied one run each (as a release
+/// with that bug could), so that only the reset applies them in one run.
+#[test]
+fn hard_reset_re_migrates_files_that_change_their_session() {
+    let f = Project::start();
+    f.write(
+        "001_account.sql",
+        "CREATE TABLE account (id int PRIMARY KEY);\nSET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;\n",
+    );
+    f.tool_in("dev", Tool::Migrate, &[]).run().assert_code(0);
+    f.write("002_invoice.sql", "CREATE TABLE invoice (id int);\n");
+    f.tool_in("dev", Tool::Migrate, &[]).run().assert_code(0);
+    let mut pty = f.spawn("dev", &["--stop-command", "true"], &[]);
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    let out = pty.finish();
+    out.assert_code(0).assert_contains("step 7/7: summary");
+    assert_eq!(f.versions_in("dev"), ["001_account", "002_invoice"]);
+}
+
+/// Issue 10, cases 6 and the quoting kind: a database `TimeZone` changes the text form of the
+/// instance's start time in one of the two sessions only (identities are compared as values),
+/// and an admin role that reads strings the pre-9.1 way must not change a comment with
+/// backslashes that the reset replays.
+#[test]
+fn hard_reset_is_not_fooled_by_the_databases_time_zone_or_the_admins_string_syntax() {
+    let f = fixture();
+    f.cluster.sql(
+        "postgres",
+        "ALTER DATABASE dreichor_dev SET timezone = 'Europe/Berlin'; \
+         COMMENT ON DATABASE dreichor_dev IS E'C:\\\\new\\\\table'; \
+         ALTER ROLE CURRENT_USER SET standard_conforming_strings = off;",
+    );
+    let before = f.database_row("dev");
+    assert_eq!(before[7].as_deref(), Some("C:\\new\\table"));
+    let mut pty = f.spawn("dev", &["--stop-command", "true"], &[]);
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    let out = pty.finish();
+    out.assert_code(0).assert_contains("step 7/7: summary");
+    assert!(!f.sentinel_present("dev"));
+    assert_eq!(f.database_row("dev"), before);
+}
+
 #[test]
 fn hard_reset_of_dev_stops_the_runtime_and_recreates_the_same_database() {
     let f = fixture();

@@ -12,6 +12,7 @@ mod corpus;
 mod hard_reset;
 mod hard_reset_signal;
 mod harness;
+mod isolation;
 mod migrate;
 mod provision;
 mod schema_check;

@@ -883,27 +883,14 @@ fn every_file_starts_from_the_session_defaults_whatever_the_previous_one_set() {
 }
 
 #[test]
-fn a_file_that_would_release_the_migration_lock_is_refused_before_anything_runs() {
-    let f = Project::start();
-    f.write(
-        "001_a.sql",
-        "CREATE TABLE a (id int);\nSELECT pg_advisory_unlock_all();\n",
-    );
-    let out = f.migrate(&[]);
-    out.assert_code(2);
-    out.assert_stderr("releases advisory locks");
-    assert!(f.versions().is_empty());
-    assert!(!f.table_exists("a"));
-}
-
-#[test]
 fn the_server_side_guard_refuses_a_transaction_the_file_ended_itself() {
     use common::apply::{guard, MARK_TRANSACTION};
     use common::connect::PIN_SEARCH_PATH;
     let f = Project::start();
     let mut client = f.connect_as_dev("guard-test");
-    client
-        .batch_execute(&format!("SELECT pg_advisory_lock({})", common::lock::KEY))
+    // The lock is held by a session of its own, as the runner holds it.
+    let mut lock = f.connect_as_dev("guard-test-lock");
+    lock.batch_execute(&format!("SELECT pg_advisory_lock({})", common::lock::KEY))
         .unwrap();
     // The runner's own transaction, untouched: the guard passes.
     client
@@ -924,6 +911,17 @@ fn the_server_side_guard_refuses_a_transaction_the_file_ended_itself() {
         text.contains("ended the runner's transaction itself"),
         "{text}"
     );
+    // The lock's session gone: the guard refuses even an untouched transaction.
+    drop(lock);
+    std::thread::sleep(Duration::from_millis(200));
+    let err = client
+        .batch_execute(&format!(
+            "BEGIN;\n{MARK_TRANSACTION}SELECT 1;\n{PIN_SEARCH_PATH};\n{};\nCOMMIT;",
+            guard()
+        ))
+        .unwrap_err();
+    let text = crate::support::cluster::describe_error(&err);
+    assert!(text.contains("the migration lock was lost"), "{text}");
 }
 
 #[test]
