@@ -41,6 +41,10 @@ use crate::migrations::Migration;
 use crate::sql;
 use crate::tracking;
 
+/// SQLSTATE idle_session_timeout: the server ended the session while it was idle, i.e. after
+/// the statement before had completed (a file that set `idle_session_timeout` itself).
+const IDLE_SESSION_TIMEOUT: &str = "57P05";
+
 /// SQLSTATE lock_not_available: `lock_timeout` expired.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -483,17 +487,26 @@ fn apply_statements(
         if concurrent {
             let _ = client.batch_execute("RESET lock_timeout");
         }
+        let line = here.map_or(1, |(line, _)| line);
         if let Err(err) = result {
+            let code = sqlstate(&err);
+            if code.as_deref() == Some(IDLE_SESSION_TIMEOUT) {
+                // The server ends only an idle session: the statement completed before.
+                run.push(line);
+                if run.len() == statements.len() {
+                    break; // its row is written from a new session (the caller)
+                }
+            }
             let location = position_in_file(&err, 0, src, statement.start).or(here);
             return Err(Box::new(Failure {
                 location,
-                sqlstate: sqlstate(&err),
+                sqlstate: code,
                 invalid_indexes: invalid_indexes(client),
                 connection_lost: client.is_closed(),
                 ..failure(describe_pg(&err), &run)
             }));
         }
-        run.push(here.map_or(1, |(line, _)| line));
+        run.push(line);
     }
     if let Err(lost) = hold.verify() {
         return Err(Box::new(Failure {

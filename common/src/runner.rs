@@ -234,25 +234,30 @@ pub fn migrate(
             return Err(interrupted(&summary, None));
         }
         progress(&format!("applying {}", migration.version));
-        let result = apply::apply_one(
+        let started = std::time::Instant::now();
+        let result = match apply::apply_one(
             &mut client,
             &mut hold,
             migration,
             &options.settings,
             progress,
             &interrupted_now,
-        )
-        .or_else(|failure| {
-            recover_unrecorded(
-                url,
-                env,
-                options,
-                &mut client,
-                &mut hold,
-                migration,
-                failure,
-            )
-        });
+        ) {
+            Err(failure) if failure.unrecorded_complete => {
+                let recovered =
+                    recover_unrecorded(url, env, options, &mut client, &mut hold, migration);
+                if recovered {
+                    progress(&format!(
+                        "  {}: its session ended after its last statement; recorded from a new session",
+                        migration.file_name
+                    ));
+                    Ok(started.elapsed())
+                } else {
+                    Err(failure)
+                }
+            }
+            other => other,
+        };
         match result {
             Ok(duration) => {
                 if let Some(watch) = &interrupt {
@@ -300,7 +305,8 @@ pub fn migrate(
 /// A no-transaction file whose every statement ran, but whose session ended before its row
 /// was written (the file set a tiny `idle_session_timeout`, say): still the runner's to
 /// record, from a new session, while it holds the lock. Otherwise such a file could never be
-/// recorded, and every run would repeat its statements. Any other failure is passed on.
+/// recorded, and every run would repeat its statements. True when it is recorded; the new
+/// session then replaces `client`.
 fn recover_unrecorded(
     url: &DbUrl,
     env: Env,
@@ -308,10 +314,9 @@ fn recover_unrecorded(
     client: &mut Client,
     hold: &mut lock::Hold,
     migration: &Migration,
-    failure: Box<apply::Failure>,
-) -> Result<Duration, Box<apply::Failure>> {
-    if !failure.unrecorded_complete || hold.verify().is_err() {
-        return Err(failure);
+) -> bool {
+    if hold.verify().is_err() {
+        return false;
     }
     let Ok(mut fresh) = connect::open_with(
         url,
@@ -320,17 +325,19 @@ fn recover_unrecorded(
         options.connect_timeout,
         &options.settings.startup_options(),
     ) else {
-        return Err(failure);
+        return false;
     };
     let recorded = tracking::read(&mut fresh, Shape::Current)
         .map(|applied| applied.iter().any(|a| a.version == migration.version));
-    match recorded {
-        Ok(true) => {}
-        Ok(false) if apply::record(&mut fresh, migration).is_ok() => {}
-        _ => return Err(failure),
+    let done = match recorded {
+        Ok(true) => true,
+        Ok(false) => apply::record(&mut fresh, migration).is_ok(),
+        Err(_) => false,
+    };
+    if done {
+        *client = fresh;
     }
-    *client = fresh;
-    Ok(Duration::ZERO)
+    done
 }
 
 /// The connection died while a file was running: the server may have committed the file

@@ -231,42 +231,49 @@ fn no_sql_in_a_file_releases_the_migration_lock() {
 /// that clears a table of its users before an ALTER does.
 const END_OTHERS: &str = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid();\n";
 
+/// `pg_terminate_backend` only signals: the lock's session may still hold the lock for a
+/// moment after the statement returns. Either the file that ended it or the next one is
+/// refused at its commit; what matters is that nothing commits once the lock is gone, and
+/// that the run stops. The next file waits a little so that the session is surely gone.
 #[test]
-fn a_file_that_ends_the_locks_session_is_rolled_back_and_the_run_stops() {
+fn a_file_that_ends_the_locks_session_stops_the_run_before_another_commit() {
     let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
     f.write(
         "002_b.sql",
         format!("CREATE TABLE b (id int);\n{END_OTHERS}"),
     );
-    f.write("003_c.sql", "CREATE TABLE c (id int);\n");
+    f.write(
+        "003_c.sql",
+        "SELECT pg_sleep(0.5);\nCREATE TABLE c (id int);\n",
+    );
     let out = migrate(&f, &[]);
     out.assert_code(1);
-    out.assert_stderr("002_b.sql");
     out.assert_stderr("the migration lock was lost");
     out.assert_stderr("dreichor-migrate-lock");
-    assert_eq!(f.versions(), ["001_a"]);
+    let versions = f.versions();
     assert!(
-        !f.table_exists("b"),
-        "the file was committed without the lock"
+        versions == ["001_a"] || versions == ["001_a", "002_b"],
+        "{versions:?}"
     );
-    assert!(!f.table_exists("c"));
+    assert_eq!(f.table_exists("b"), versions.len() == 2);
+    assert!(!f.table_exists("c"), "a file committed without the lock");
 }
 
 #[test]
-fn a_no_transaction_file_that_ends_the_locks_session_stops_before_its_next_statement() {
+fn a_no_transaction_file_that_ends_the_locks_session_stops_before_another_statement() {
     let f = Project::start();
     f.write(
         "001_a.sql",
         format!(
-            "-- dreichor:no-transaction\nCREATE TABLE a (id int);\n{END_OTHERS}CREATE TABLE a2 (id int);\n"
+            "-- dreichor:no-transaction\nCREATE TABLE a (id int);\n{END_OTHERS}SELECT pg_sleep(0.5);\nCREATE TABLE a2 (id int);\n"
         ),
     );
     let out = migrate(&f, &[]);
     out.assert_code(1);
-    out.assert_stderr("001_a.sql:4:");
     out.assert_stderr("the migration lock was lost");
-    out.assert_stderr("2 of its 3 statements had run and stay applied");
+    out.assert_stderr("this statement did not run");
+    out.assert_stderr("of its 4 statements had run and stay applied");
     assert!(f.table_exists("a"));
     assert!(!f.table_exists("a2"), "a statement ran without the lock");
     assert!(f.versions().is_empty());
