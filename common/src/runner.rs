@@ -146,6 +146,7 @@ pub fn migrate(
         options.connect_timeout,
         &options.settings.startup_options(),
     )?;
+    crate::role::require_schema_owner(&mut client, url, env, "migrate")?;
     if options.dry_run {
         return dry_run(&mut client, url, env, files);
     }
@@ -204,6 +205,15 @@ pub fn migrate(
             "upgraded the two-column tracking table {}: added columns checksum, duration_ms, applied_by; recorded the current checksum for {} versions",
             tracking::TABLE,
             versions.len()
+        ));
+    }
+
+    let revoked = crate::grants::keep_tools_tables_read_only(&mut client)
+        .map_err(|e| failed(url, "keeping the tools' tables read-only for other roles", &e))?;
+    if !revoked.is_empty() {
+        progress(&format!(
+            "only the owner writes the tools' own tables: {}",
+            revoked.join("; ")
         ));
     }
 

@@ -13,6 +13,12 @@ use crate::plan::Applied;
 /// The table, always schema-qualified.
 pub const TABLE: &str = "public.dreichor_schema_migrations";
 
+/// Every table the tools keep for themselves, schema-qualified. Only their owner (the role
+/// that runs `migrate`) writes them; every other role, the runtime role included, may at
+/// most read them, whatever `ALTER DEFAULT PRIVILEGES` would grant on a new table
+/// ([`crate::grants`], and `infra/db/provision.sh`, which keeps the same list).
+pub const TOOLS_TABLES: &[&str] = &[TABLE];
+
 /// Creates the table when it is missing. `checksum` is nullable only because rows of a
 /// two-column table get theirs during the upgrade.
 pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS public.dreichor_schema_migrations (

@@ -15,6 +15,15 @@
 #              DATABASE_URL=postgres://dreichor_<env>:<password>@localhost:<port>/dreichor_<env>
 #              DREICHOR_ENV=<env>
 #              usable as a systemd EnvironmentFile= and with `set -a; . FILE; set +a`
+#   runtime    per environment also dreichor_<env>_runtime, with the same attributes: the role
+#              the runtime and the deploy agent log in with. CONNECT on its own database only;
+#              USAGE on the schemas; SELECT, INSERT, UPDATE, DELETE on tables, USAGE, SELECT on
+#              sequences, EXECUTE on functions, present ones by GRANT and future ones by
+#              ALTER DEFAULT PRIVILEGES FOR ROLE dreichor_<env>; SELECT only on the tools' own
+#              tables; CREATE and TEMPORARY nowhere; owner of nothing. Its DATABASE_URL goes to
+#              DIR/<env>.runtime.env (0600); DIR/<env>.env keeps the owner's for the operator.
+#              On a host provisioned before runtime roles existed, it is added, and the
+#              operator is told which services must load the new file.
 #
 # It never drops anything and never changes an existing password unless asked to with
 # --rotate-passwords. For each environment it decides, before it changes anything for that
@@ -72,7 +81,10 @@ Usage: infra/db/provision.sh [--install] [--credentials-dir DIR] [--env dev|prod
 
 Creates the roles and databases dreichor_dev and dreichor_prod on the local PostgreSQL,
 isolates them from each other, and writes each environment's DATABASE_URL and DREICHOR_ENV
-to DIR/dev.env and DIR/prod.env (mode 0600). Safe to run again: it never drops anything and
+to DIR/dev.env and DIR/prod.env (mode 0600): the owners, for migrate and hard-reset. Per
+environment it also creates the runtime role dreichor_<env>_runtime, which may read and write
+rows but not change the schema, and writes its URL to DIR/<env>.runtime.env (mode 0600): the
+file the runtime and the deploy agent load. Safe to run again: it never drops anything and
 never changes an existing password unless --rotate-passwords is given.
 
 Options:
@@ -95,6 +107,8 @@ Environment:
       sudo otherwise). The port written to the env files is PGPORT, else the server's port.
   DREICHOR_DEV_PASSWORD, DREICHOR_PROD_PASSWORD
       the password for that environment's role; generated (32 alphanumerics) when unset.
+  DREICHOR_DEV_RUNTIME_PASSWORD, DREICHOR_PROD_RUNTIME_PASSWORD
+      the same for the runtime roles (the rules below apply to them and their files too).
 
 Existing state, per environment:
   role and env file exist           kept as they are: "unchanged" (a password variable
@@ -168,13 +182,14 @@ done
 
 # A bad password variable stops the run before anything is touched.
 for env in "${envs[@]}"; do
-    var="DREICHOR_${env^^}_PASSWORD"
-    if [[ -n ${!var+set} ]]; then
-        [[ -n ${!var} ]] || usage_error "$var is set but empty"
-        # Control characters (a stray newline from `echo` or a file) are almost surely a
-        # mistake, and would be a surprise in a URL: refuse them.
-        [[ ${!var} != *[[:cntrl:]]* ]] || usage_error "$var contains a control character"
-    fi
+    for var in "DREICHOR_${env^^}_PASSWORD" "DREICHOR_${env^^}_RUNTIME_PASSWORD"; do
+        if [[ -n ${!var+set} ]]; then
+            [[ -n ${!var} ]] || usage_error "$var is set but empty"
+            # Control characters (a stray newline from `echo` or a file) are almost surely a
+            # mistake, and would be a surprise in a URL: refuse them.
+            [[ ${!var} != *[[:cntrl:]]* ]] || usage_error "$var contains a control character"
+        fi
+    done
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -351,12 +366,12 @@ password_is_checked() {
 # Env files.
 
 env_file() { printf '%s/%s.env' "$creds_dir" "$1"; }
+runtime_file() { printf '%s/%s.runtime.env' "$creds_dir" "$1"; }
 
-# Reads an env file this script wrote: sets file_pw and file_port, or fails with a reason.
-# Not run in a subshell, so that it can set both.
+# Reads FILE, an env file this script wrote for ROLE and database DB: sets file_pw and
+# file_port, or fails with a reason. Not run in a subshell, so that it can set both.
 parse_env_file() {
-    local env=$1 file line url="" enc
-    file=$(env_file "$env")
+    local file=$1 role=$2 db=$3 line url="" enc
     if [[ ! -r $file ]]; then
         printf 'error: %s is not readable\n' "$file" >&2
         return 1
@@ -366,10 +381,10 @@ parse_env_file() {
     done <"$file"
     url=${url#[\"\']}
     url=${url%[\"\']}
-    local re='^postgres://dreichor_'"$env"':(([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+)@localhost:([0-9]+)/dreichor_'"$env"'$'
+    local re='^postgres://'"$role"':(([A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+)@localhost:([0-9]+)/'"$db"'$'
     if [[ ! $url =~ $re ]]; then
-        printf 'error: %s has no line DATABASE_URL=postgres://dreichor_%s:PASSWORD@localhost:PORT/dreichor_%s\n' \
-            "$file" "$env" "$env" >&2
+        printf 'error: %s has no line DATABASE_URL=postgres://%s:PASSWORD@localhost:PORT/%s\n' \
+            "$file" "$role" "$db" >&2
         return 1
     fi
     enc=${BASH_REMATCH[1]}
@@ -384,21 +399,27 @@ parse_env_file() {
     printf -v file_pw '%b' "${enc//%/\\x}"
 }
 
-# Writes the env file for ENV with PASSWORD to a temporary file beside it, whose name it
-# leaves in staged_file: mode 0600 from mktemp and the umask from the start, never chmod'ed
-# afterwards. move_into_place then replaces the env file atomically, once the role has the
-# password: a failure in between leaves the old file, or none, never a file that lies.
+# Writes FILE, the env file of ROLE in ENV, with PASSWORD to a temporary file beside it,
+# whose name it leaves in staged_file: mode 0600 from mktemp and the umask from the start,
+# never chmod'ed afterwards. move_into_place then replaces the env file atomically, once the
+# role has the password: a failure in between leaves the old file, or none, never a file
+# that lies.
 stage_env_file() {
-    local env=$1 password=$2 tmp
-    tmp=$(mktemp "$creds_dir/.$env.env.XXXXXX")
+    local file=$1 role=$2 env=$3 password=$4 tmp who
+    tmp=$(mktemp "$creds_dir/.${file##*/}.XXXXXX")
     staged+=("$tmp")
     staged_file=$tmp
+    if [[ $role == *_runtime ]]; then
+        who="runtime credentials (role $role: reads and writes rows, cannot change the schema), for the runtime and the deploy agent"
+    else
+        who="owner credentials (role $role: owns the database), for the operator's migrate and hard-reset"
+    fi
     {
-        printf '# Dreichor %s database credentials, written by infra/db/provision.sh.\n' "$env"
-        printf '# Holds a password: keep it mode 0600. Use it as a systemd EnvironmentFile= or with\n'
-        printf '#   set -a; . %s; set +a\n' "$(env_file "$env")"
-        printf 'DATABASE_URL=postgres://dreichor_%s:%s@localhost:%s/dreichor_%s\n' \
-            "$env" "$(urlencode "$password")" "$port" "$env"
+        printf '# Dreichor %s %s.\n' "$env" "$who"
+        printf '# Written by infra/db/provision.sh. Holds a password: keep it mode 0600. Use it as a\n'
+        printf '# systemd EnvironmentFile= or with  set -a; . %s; set +a\n' "$file"
+        printf 'DATABASE_URL=postgres://%s:%s@localhost:%s/dreichor_%s\n' \
+            "$role" "$(urlencode "$password")" "$port" "$env"
         printf 'DREICHOR_ENV=%s\n' "$env"
     } >"$tmp"
 }
@@ -437,21 +458,17 @@ refuse() {
 
 readonly ROLE_ATTRS="LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 
-# Decides what to do with ENV's role and password, touching nothing. Sets action (create,
-# keep, adopt, rotate), password and source, or refuses and returns 1.
+# Decides what to do with ROLE and its password, touching nothing: LABEL names it in a
+# refusal, FILE is its env file, VAR the variable that may give its password, ATTRS what
+# role_attrs read (empty: no such role), LOGIN_DB where a given password is verified. Sets
+# action (create, keep, adopt, rotate), password and source, or refuses and returns 1.
 decide() {
-    local env=$1 role=dreichor_$1 db=dreichor_$1 attrs=$2 owner=$3 file given var login_db
-    file=$(env_file "$env")
-    var="DREICHOR_${env^^}_PASSWORD"
+    local label=$1 role=$2 file=$3 var=$4 attrs=$5 login_db=$6 db=dreichor_${env} given
     given=${!var-}
     password="" source=""
 
     if [[ -z $attrs && -e $file ]]; then
-        refuse "$env" "$file exists but role $role does not (was the role dropped, or does the file belong to another server?). Its password cannot be trusted: move the file away and run this again to create the role with a new password"
-        return 1
-    fi
-    if [[ -n $owner && $owner != "$role" ]]; then
-        refuse "$env" "database $db exists but is owned by $owner, not $role. Its tables may belong to $owner too, so changing the owner is your decision: if it holds nothing you need, create the role if need be and ALTER DATABASE $db OWNER TO $role, then run this again"
+        refuse "$label" "$file exists but role $role does not (was the role dropped, or does the file belong to another server?). Its password cannot be trusted: move the file away and run this again to create the role with a new password"
         return 1
     fi
 
@@ -459,18 +476,18 @@ decide() {
         action=create
     else
         if [[ ${attrs##*|} != t ]]; then
-            refuse "$env" "role $role exists with NOLOGIN: someone disabled its logins, and enabling them again is your decision: ALTER ROLE $role LOGIN, then run this again"
+            refuse "$label" "role $role exists with NOLOGIN: someone disabled its logins, and enabling them again is your decision: ALTER ROLE $role LOGIN, then run this again"
             return 1
         fi
         if [[ -e $file ]]; then
-            if ! parse_env_file "$env"; then
-                refuse "$env" "cannot read the password from $file (see above): fix or move the file, or pass --rotate-passwords to set a new password and write the file again"
+            if ! parse_env_file "$file" "$role" "$db"; then
+                refuse "$label" "cannot read the password from $file (see above): fix or move the file, or pass --rotate-passwords to set a new password and write the file again"
                 return 1
             fi
             if ((rotate)); then
                 action=rotate
             elif [[ -n $given && $given != "$file_pw" ]]; then
-                refuse "$env" "$var differs from the password in $file, and a role's password is not changed silently: pass --rotate-passwords to set $var as the new password, or unset $var to keep the file"
+                refuse "$label" "$var differs from the password in $file, and a role's password is not changed silently: pass --rotate-passwords to set $var as the new password, or unset $var to keep the file"
                 return 1
             else
                 action=keep password=$file_pw
@@ -481,19 +498,17 @@ decide() {
         elif ((rotate)); then
             action=rotate
         elif [[ -n $given ]]; then
-            login_db=postgres
-            if [[ -n $owner ]]; then login_db=$db; fi
             if ! password_is_checked "$role" "$login_db"; then
-                refuse "$env" "$var cannot be verified: the server lets $role log in on localhost:$port with any password (trust in pg_hba.conf?). Pass --rotate-passwords to set it anyway"
+                refuse "$label" "$var cannot be verified: the server lets $role log in on localhost:$port with any password (trust in pg_hba.conf?). Pass --rotate-passwords to set it anyway"
                 return 1
             fi
             if ! try_login "$role" "$login_db" "$given"; then
-                refuse "$env" "$var does not log in as $role on localhost:$port (see above), and the password is not reset: give the right one, or pass --rotate-passwords to set $var as the new password"
+                refuse "$label" "$var does not log in as $role on localhost:$port (see above), and the password is not reset: give the right one, or pass --rotate-passwords to set $var as the new password"
                 return 1
             fi
             action=adopt password=$given source="from $var"
         else
-            refuse "$env" "role $role exists but $file does not, so its password cannot be known. Give it in $var (it is verified by logging in, then the file is written), or pass --rotate-passwords to set a new password"
+            refuse "$label" "role $role exists but $file does not, so its password cannot be known. Give it in $var (it is verified by logging in, then the file is written), or pass --rotate-passwords to set a new password"
             return 1
         fi
     fi
@@ -507,25 +522,24 @@ decide() {
     fi
 }
 
-provision_env() {
-    local env=$1 role=dreichor_$1 db=dreichor_$1 other file attrs owner
-    other=$(other_env "$env")
-    file=$(env_file "$env")
+# ROLE's attributes as decide reads them; empty when the role does not exist.
+role_attrs() {
+    q postgres "select rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin
+        from pg_roles where rolname = '$1'"
+}
 
-    attrs=$(q postgres "select rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin
-        from pg_roles where rolname = '$role'")
-    owner=$(q postgres "select pg_get_userbyid(datdba) from pg_database where datname = '$db'")
-    decide "$env" "$attrs" "$owner" || return 0
-
-    # --- the role --------------------------------------------------------------------------
+# Carries out decide's choice for ROLE (its env FILE is staged, not yet written), then takes
+# drifted attributes away and revokes ROLE's membership in each of the roles in FORBIDDEN.
+apply_role() {
+    local role=$1 file=$2 attrs=$3 forbidden=$4
     case $action in
     create)
-        stage_env_file "$env" "$password"
+        stage_env_file "$file" "$role" "$env" "$password"
         q_secret postgres "$password" "CREATE ROLE $role $ROLE_ATTRS PASSWORD $(sql_literal "$password");"
         say "created role $role ($ROLE_ATTRS), password $source"
         ;;
     rotate)
-        stage_env_file "$env" "$password"
+        stage_env_file "$file" "$role" "$env" "$password"
         q_secret postgres "$password" "ALTER ROLE $role PASSWORD $(sql_literal "$password");"
         say "!!! ROTATED the password of role $role (new password $source): restart whatever uses $file !!!"
         ;;
@@ -546,19 +560,64 @@ provision_env() {
             say "role $role is $ROLE_ATTRS: unchanged"
         fi
     fi
-    local member_of_other memberships
-    member_of_other=$(q postgres "select count(*) from pg_auth_members
-        where roleid = (select oid from pg_roles where rolname = 'dreichor_$other')
-          and member = (select oid from pg_roles where rolname = '$role')")
-    if ((member_of_other > 0)); then
-        q postgres "REVOKE dreichor_$other FROM $role;" >/dev/null
-        say "FIXED role $role: it was a member of dreichor_$other; revoked"
-    fi
+    local other member memberships
+    for other in $forbidden; do
+        member=$(q postgres "select count(*) from pg_auth_members
+            where roleid = (select oid from pg_roles where rolname = '$other')
+              and member = (select oid from pg_roles where rolname = '$role')")
+        if ((member > 0)); then
+            q postgres "REVOKE $other FROM $role;" >/dev/null
+            say "FIXED role $role: it was a member of $other; revoked"
+        fi
+    done
     memberships=$(q postgres "select string_agg(r.rolname, ', ' order by r.rolname) from pg_auth_members m
         join pg_roles r on r.oid = m.roleid where m.member = (select oid from pg_roles where rolname = '$role')")
     if [[ -n $memberships ]]; then
         warn "role $role is a member of $memberships; left as it is: check that this is intended"
     fi
+}
+
+# Writes ROLE's env FILE as decide chose (staged by apply_role for create and rotate).
+write_env_file() {
+    local role=$1 file=$2
+    case $action in
+    create | rotate)
+        move_into_place "$staged_file" "$file"
+        say "wrote $file (mode 0600)"
+        ;;
+    adopt)
+        stage_env_file "$file" "$role" "$env" "$password"
+        move_into_place "$staged_file" "$file"
+        say "wrote $file (mode 0600) with the password $source, verified by logging in"
+        ;;
+    keep)
+        say "$file exists: unchanged"
+        local mode
+        mode=$(stat -c '%a' -- "$file")
+        if [[ $mode != 600 && $mode != 400 ]]; then
+            warn "$file has mode $mode but holds a password: chmod 600 $file"
+        fi
+        ;;
+    esac
+}
+
+provision_env() {
+    local env=$1 role=dreichor_$1 db=dreichor_$1 other file attrs owner
+    other=$(other_env "$env")
+    file=$(env_file "$env")
+
+    attrs=$(role_attrs "$role")
+    owner=$(q postgres "select pg_get_userbyid(datdba) from pg_database where datname = '$db'")
+    if [[ -n $owner && $owner != "$role" ]]; then
+        refuse "$env" "database $db exists but is owned by $owner, not $role. Its tables may belong to $owner too, so changing the owner is your decision: if it holds nothing you need, create the role if need be and ALTER DATABASE $db OWNER TO $role, then run this again"
+        return 0
+    fi
+    local login_db=postgres
+    if [[ -n $owner ]]; then login_db=$db; fi
+    decide "$env" "$role" "$file" "DREICHOR_${env^^}_PASSWORD" "$attrs" "$login_db" || return 0
+
+    # --- the role --------------------------------------------------------------------------
+    apply_role "$role" "$file" "$attrs" "dreichor_$other dreichor_${other}_runtime"
 
     # --- the database ----------------------------------------------------------------------
     if [[ -z $owner ]]; then
@@ -617,26 +676,164 @@ provision_env() {
     fi
 
     # --- the env file ----------------------------------------------------------------------
-    case $action in
-    create | rotate)
-        move_into_place "$staged_file" "$file"
-        say "wrote $file (mode 0600)"
-        ;;
-    adopt)
-        stage_env_file "$env" "$password"
-        move_into_place "$staged_file" "$file"
-        say "wrote $file (mode 0600) with the password $source, verified by logging in"
-        ;;
-    keep)
-        say "$file exists: unchanged"
-        local mode
-        mode=$(stat -c '%a' -- "$file")
-        if [[ $mode != 600 && $mode != 400 ]]; then
-            warn "$file has mode $mode but holds a password: chmod 600 $file"
-        fi
-        ;;
-    esac
+    write_env_file "$role" "$file"
     pw_of[$env]=$password
+    owner_action[$env]=$action
+
+    provision_runtime "$env"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The runtime role of one environment.
+
+# The tools' own tables (common/src/tracking.rs, TOOLS_TABLES, keeps the same list; a unit
+# test there checks it): only their owner writes them, the runtime role may only read them.
+readonly TOOLS_TABLES=('public.dreichor_schema_migrations')
+
+# TOOLS_TABLES as an SQL array of the ones that exist.
+tools_tables_sql() {
+    local t list=""
+    for t in "${TOOLS_TABLES[@]}"; do list+="to_regclass('$t'),"; done
+    printf 'array_remove(array[%s]::regclass[], null)' "${list%,}"
+}
+
+# Creates or checks dreichor_<env>_runtime and its file DIR/<env>.runtime.env: the role the
+# runtime and the deploy agent log in with. It may read and write rows and nothing more, by
+# PostgreSQL's own rules: CONNECT on its own database only, USAGE on the schemas, DML on the
+# tables, USAGE and SELECT on the sequences, EXECUTE on the functions, present ones by GRANT
+# and future ones by ALTER DEFAULT PRIVILEGES FOR ROLE the owner, so that no migration has to
+# name it; SELECT only on the tools' own tables; CREATE and TEMPORARY nowhere; owner of
+# nothing; a member of neither environment's other roles.
+provision_runtime() {
+    local env=$1 owner=dreichor_$1 db=dreichor_$1 role=dreichor_$1_runtime other file attrs login_db=postgres
+    other=$(other_env "$env")
+    file=$(runtime_file "$env")
+    attrs=$(role_attrs "$role")
+    if [[ -n $attrs && $(q postgres "select has_database_privilege('$role', '$db', 'CONNECT')") == t ]]; then
+        login_db=$db
+    fi
+    decide "$env runtime role" "$role" "$file" "DREICHOR_${env^^}_RUNTIME_PASSWORD" "$attrs" "$login_db" || return 0
+    apply_role "$role" "$file" "$attrs" "$owner dreichor_$other dreichor_${other}_runtime"
+    runtime_action[$env]=$action
+
+    local owned
+    owned=$(q postgres "select count(*) from pg_shdepend where deptype = 'o'
+        and refclassid = 'pg_authid'::regclass and refobjid = (select oid from pg_roles where rolname = '$role')")
+    if ((owned > 0)); then
+        warn "role $role owns $owned object(s), and an owner can change them: REASSIGN OWNED BY $role TO $owner in the databases concerned (left as it is)"
+    fi
+
+    # --- the database: CONNECT, and neither CREATE nor TEMPORARY ------------------------------
+    if [[ $(q postgres "select has_database_privilege('$role', '$db', 'CONNECT')") == t ]]; then
+        say "$role has CONNECT on database $db: unchanged"
+    else
+        q postgres "GRANT CONNECT ON DATABASE $db TO $role;" >/dev/null
+        say "granted CONNECT on database $db to $role"
+    fi
+    local db_extra="has_database_privilege('$role', '$db', 'CREATE') or has_database_privilege('$role', '$db', 'TEMPORARY')"
+    if [[ $(q postgres "select $db_extra") == t ]]; then
+        q postgres "REVOKE CREATE, TEMPORARY ON DATABASE $db FROM $role;" >/dev/null
+        if [[ $(q postgres "select $db_extra") == t ]]; then
+            printf 'error: %s still has CREATE or TEMPORARY on database %s, through PUBLIC or a role it is a member of: remove it by hand\n' "$role" "$db" >&2
+            status=1
+        else
+            say "FIXED database $db: revoked CREATE, TEMPORARY from $role"
+        fi
+    fi
+
+    # --- inside the database -----------------------------------------------------------------
+    local tools schemas missing n_usage n_tables n_sequences n_routines
+    tools=$(tools_tables_sql)
+    local in_schemas="select oid from pg_namespace
+        where nspname = 'public' or nspowner = (select oid from pg_roles where rolname = '$owner')"
+    schemas=$(q "$db" "select string_agg(quote_ident(nspname), ', ' order by nspname) from pg_namespace where oid in ($in_schemas)")
+    missing=$(q "$db" "select
+        (select count(*) from pg_namespace n where n.oid in ($in_schemas) and not has_schema_privilege('$role', n.oid, 'USAGE')),
+        (select count(*) from pg_class c where c.relnamespace in ($in_schemas) and c.relkind in ('r', 'p', 'v', 'm', 'f')
+            and not c.oid::regclass = any($tools)
+            and not (has_table_privilege('$role', c.oid, 'SELECT') and has_table_privilege('$role', c.oid, 'INSERT')
+                 and has_table_privilege('$role', c.oid, 'UPDATE') and has_table_privilege('$role', c.oid, 'DELETE'))),
+        (select count(*) from pg_class c where c.relnamespace in ($in_schemas) and c.relkind = 'S'
+            and not (has_sequence_privilege('$role', c.oid, 'USAGE') and has_sequence_privilege('$role', c.oid, 'SELECT'))),
+        (select count(*) from pg_proc p where p.pronamespace in ($in_schemas)
+            and not has_function_privilege('$role', p.oid, 'EXECUTE'))")
+    IFS='|' read -r n_usage n_tables n_sequences n_routines <<<"$missing"
+    # The tools' tables are granted SELECT only, in the same transaction as the grant on all
+    # tables, so that the runtime role never holds more on them, even for a moment.
+    local t tools_fix=""
+    for t in "${TOOLS_TABLES[@]}"; do
+        tools_fix+="DO \$\$ BEGIN IF to_regclass('$t') IS NOT NULL THEN
+            REVOKE ALL ON TABLE $t FROM $role; GRANT SELECT ON TABLE $t TO $role; END IF; END \$\$;
+"
+    done
+    if ((n_usage + n_tables + n_sequences + n_routines > 0)); then
+        q "$db" "BEGIN;
+            GRANT USAGE ON SCHEMA $schemas TO $role;
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA $schemas TO $role;
+            GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA $schemas TO $role;
+            GRANT EXECUTE ON ALL ROUTINES IN SCHEMA $schemas TO $role;
+            $tools_fix
+            COMMIT;" >/dev/null
+        say "granted $role, in database $db: USAGE on schema $schemas; SELECT, INSERT, UPDATE, DELETE on $n_tables table(s); USAGE, SELECT on $n_sequences sequence(s); EXECUTE on $n_routines function(s)"
+    else
+        say "$role has USAGE on schema $schemas and the privileges on the tables, sequences and functions in them: unchanged"
+    fi
+
+    # The tools' own tables: SELECT only, for every role but their owner.
+    local revokes tools_read
+    revokes=$(q "$db" "select string_agg(format('REVOKE %s ON TABLE %I.%I FROM %s', a.privilege_type, n.nspname, c.relname,
+            case when a.grantee = 0 then 'PUBLIC' else quote_ident(pg_get_userbyid(a.grantee)) end), '; ')
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.relacl) a
+        where c.oid::regclass = any($tools) and a.grantee <> c.relowner and a.privilege_type <> 'SELECT'")
+    if [[ -n $revokes ]]; then
+        q "$db" "$revokes;" >/dev/null
+        say "FIXED the tools' own tables in database $db: only their owner may write them: $revokes"
+    fi
+    tools_read=$(q "$db" "select count(*) from unnest($tools) t where not has_table_privilege('$role', t, 'SELECT')")
+    if ((tools_read > 0)); then
+        q "$db" "$tools_fix" >/dev/null
+        say "granted SELECT on the tools' own tables in database $db to $role"
+    fi
+
+    # Default privileges: what the migrations create later is covered without naming the role.
+    local defaults
+    defaults=$(q "$db" "select count(*) from (values ('r', 'SELECT'), ('r', 'INSERT'), ('r', 'UPDATE'), ('r', 'DELETE'),
+            ('S', 'USAGE'), ('S', 'SELECT'), ('f', 'EXECUTE'), ('n', 'USAGE')) w(t, p)
+        where not exists (select 1 from pg_default_acl d, aclexplode(d.defaclacl) a
+            where d.defaclrole = (select oid from pg_roles where rolname = '$owner') and d.defaclnamespace = 0
+              and d.defaclobjtype = w.t::\"char\" and a.grantee = (select oid from pg_roles where rolname = '$role')
+              and a.privilege_type = w.p)")
+    if ((defaults > 0)); then
+        q "$db" "ALTER DEFAULT PRIVILEGES FOR ROLE $owner GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO $role;
+            ALTER DEFAULT PRIVILEGES FOR ROLE $owner GRANT USAGE, SELECT ON SEQUENCES TO $role;
+            ALTER DEFAULT PRIVILEGES FOR ROLE $owner GRANT EXECUTE ON FUNCTIONS TO $role;
+            ALTER DEFAULT PRIVILEGES FOR ROLE $owner GRANT USAGE ON SCHEMAS TO $role;" >/dev/null
+        say "set the default privileges of $owner in database $db: what its migrations create is usable by $role (DML on tables, USAGE, SELECT on sequences, EXECUTE on functions, USAGE on schemas)"
+    else
+        say "the default privileges of $owner in database $db cover $role: unchanged"
+    fi
+
+    # CREATE nowhere.
+    local creates
+    creates=$(q "$db" "select coalesce(string_agg(quote_ident(nspname), ', ' order by nspname), '') from pg_namespace
+        where nspname not like 'pg\\_%' and nspname <> 'information_schema' and has_schema_privilege('$role', oid, 'CREATE')")
+    if [[ -n $creates ]]; then
+        q "$db" "REVOKE CREATE ON SCHEMA $creates FROM $role;" >/dev/null
+        creates=$(q "$db" "select coalesce(string_agg(quote_ident(nspname), ', ' order by nspname), '') from pg_namespace
+            where nspname not like 'pg\\_%' and nspname <> 'information_schema' and has_schema_privilege('$role', oid, 'CREATE')")
+        if [[ -n $creates ]]; then
+            printf 'error: %s still has CREATE on schema %s in database %s, through PUBLIC or a role it is a member of: remove it by hand\n' "$role" "$creates" "$db" >&2
+            status=1
+        else
+            say "FIXED database $db: revoked CREATE on its schemas from $role"
+        fi
+    else
+        say "checked: $role has CREATE on no schema in database $db"
+    fi
+
+    # --- the env file ----------------------------------------------------------------------
+    write_env_file "$role" "$file"
+    rt_pw_of[$env]=$password
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -660,7 +857,7 @@ fi
 IFS='|' read -r admin_user admin_super server_version server_version_num server_port <<<"$info"
 say "admin connection: $admin_user, $admin_desc; PostgreSQL $server_version"
 [[ $admin_super == t ]] || die "the admin connection's role $admin_user is not a superuser; connect as one (PGUSER)"
-((server_version_num >= 100000)) || die "PostgreSQL $server_version is too old: 10 or newer is needed (scram-sha-256)"
+((server_version_num >= 110000)) || die "PostgreSQL $server_version is too old: 11 or newer is needed (scram-sha-256, GRANT ... ON ALL ROUTINES)"
 
 port=${PGPORT:-$server_port}
 [[ $port =~ ^[0-9]+$ ]] || die "PGPORT '$port' is not a number" 2
@@ -676,44 +873,55 @@ fi
 
 status=0
 action="" password="" source="" file_pw="" file_port="" staged_file=""
-declare -A pw_of=() # env -> the password in its env file, for the environments not refused
+declare -A pw_of=()    # env -> the password in its env file, for the environments not refused
+declare -A rt_pw_of=() # env -> the same for the runtime role
+declare -A owner_action=() runtime_action=()
 
 for env in "${envs[@]}"; do
     provision_env "$env"
 done
 
 # --- checks across both environments ------------------------------------------------------------
-# The other environment's role may have been created only after this one's privileges were
+# The other environment's roles may have been created only after this one's privileges were
 # set, so isolation is checked once both exist, and a direct grant revoked.
 for env in "${envs[@]}"; do
     [[ -n ${pw_of[$env]+set} ]] || continue
     other=$(other_env "$env")
-    other_exists=$(q postgres "select count(*) from pg_roles where rolname = 'dreichor_$other'")
-    ((other_exists == 1)) || continue
-    crosses=$(q postgres "select has_database_privilege('dreichor_$other', 'dreichor_$env', 'CONNECT')")
-    if [[ $crosses == t ]]; then
-        q postgres "REVOKE CONNECT, TEMPORARY ON DATABASE dreichor_$env FROM dreichor_$other;" >/dev/null
-        say "FIXED database dreichor_$env: revoked CONNECT, TEMPORARY from dreichor_$other"
-        crosses=$(q postgres "select has_database_privilege('dreichor_$other', 'dreichor_$env', 'CONNECT')")
+    for intruder in "dreichor_$other" "dreichor_${other}_runtime"; do
+        intruder_exists=$(q postgres "select count(*) from pg_roles where rolname = '$intruder'")
+        ((intruder_exists == 1)) || continue
+        crosses=$(q postgres "select has_database_privilege('$intruder', 'dreichor_$env', 'CONNECT')")
         if [[ $crosses == t ]]; then
-            printf 'error: dreichor_%s still has CONNECT on database dreichor_%s, through a role it is a member of or a grant made by another role: remove it by hand\n' \
-                "$other" "$env" >&2
-            status=1
-            continue
+            q postgres "REVOKE CONNECT, TEMPORARY ON DATABASE dreichor_$env FROM $intruder;" >/dev/null
+            say "FIXED database dreichor_$env: revoked CONNECT, TEMPORARY from $intruder"
+            crosses=$(q postgres "select has_database_privilege('$intruder', 'dreichor_$env', 'CONNECT')")
+            if [[ $crosses == t ]]; then
+                printf 'error: %s still has CONNECT on database dreichor_%s, through a role it is a member of or a grant made by another role: remove it by hand\n' \
+                    "$intruder" "$env" >&2
+                status=1
+                continue
+            fi
         fi
-    fi
-    say "checked: dreichor_$other has no CONNECT on database dreichor_$env"
+        say "checked: $intruder has no CONNECT on database dreichor_$env"
+    done
 done
 
-for env in "${envs[@]}"; do
-    [[ -n ${pw_of[$env]+set} ]] || continue
-    file=$(env_file "$env")
-    if try_login "dreichor_$env" "dreichor_$env" "${pw_of[$env]}"; then
-        say "checked: the DATABASE_URL in $file logs in as dreichor_$env"
+# login_check ROLE ENV FILE PASSWORD: the file's DATABASE_URL logs in, as the runtime would.
+login_check() {
+    if try_login "$1" "dreichor_$2" "$4"; then
+        say "checked: the DATABASE_URL in $3 logs in as $1"
     else
-        printf 'error: the DATABASE_URL in %s does not log in as dreichor_%s on localhost:%s (see above): check pg_hba.conf and listen_addresses; if the password is wrong, run this again with --rotate-passwords\n' \
-            "$file" "$env" "$port" >&2
+        printf 'error: the DATABASE_URL in %s does not log in as %s on localhost:%s (see above): check pg_hba.conf and listen_addresses; if the password is wrong, run this again with --rotate-passwords\n' \
+            "$3" "$1" "$port" >&2
         status=1
+    fi
+}
+for env in "${envs[@]}"; do
+    if [[ -n ${pw_of[$env]+set} ]]; then
+        login_check "dreichor_$env" "$env" "$(env_file "$env")" "${pw_of[$env]}"
+    fi
+    if [[ -n ${rt_pw_of[$env]+set} ]]; then
+        login_check "dreichor_${env}_runtime" "$env" "$(runtime_file "$env")" "${rt_pw_of[$env]}"
     fi
 done
 # A login proves the password only where the server asks for one. Read from the server's view
@@ -731,13 +939,31 @@ if ((status == 0)); then
 else
     say "Finished with refusals or errors (see above)."
 fi
-if ((${#pw_of[@]} > 0)); then
+if ((${#pw_of[@]} + ${#rt_pw_of[@]} > 0)); then
     say "Credentials (mode 0600, readable by $(id -un) only):"
     for env in "${envs[@]}"; do
-        [[ -n ${pw_of[$env]+set} ]] || continue
-        say "  $(env_file "$env"): DATABASE_URL=postgres://dreichor_$env:***@localhost:$port/dreichor_$env"
+        if [[ -n ${pw_of[$env]+set} ]]; then
+            say "  $(env_file "$env"): DATABASE_URL=postgres://dreichor_$env:***@localhost:$port/dreichor_$env"
+            say "      the owner, for the operator's migrate and hard-reset"
+        fi
+        if [[ -n ${rt_pw_of[$env]+set} ]]; then
+            say "  $(runtime_file "$env"): DATABASE_URL=postgres://dreichor_${env}_runtime:***@localhost:$port/dreichor_$env"
+            say "      the runtime role, for the runtime and the deploy agent's schema-check: it cannot change the schema"
+        fi
     done
-    say "Next, apply the migrations:"
+fi
+# A host provisioned before the runtime roles existed: its services still load the owner's file.
+for env in "${envs[@]}"; do
+    if [[ ${runtime_action[$env]-} == create && -n ${owner_action[$env]-} && ${owner_action[$env]} != create ]]; then
+        say ""
+        say "!!! ACTION NEEDED for $env: the runtime role dreichor_${env}_runtime is new. Whatever runs the runtime"
+        say "    or the deploy agent for $env still loads $(env_file "$env") (the owner, who may change the schema):"
+        say "    make it load $(runtime_file "$env") instead (systemd: EnvironmentFile=$(runtime_file "$env")),"
+        say "    restart it, and keep $(env_file "$env") for migrate and hard-reset only (docs/operations.md, 'Credentials') !!!"
+    fi
+done
+if ((${#pw_of[@]} > 0)); then
+    say "Next, apply the migrations (as the owner):"
     for env in "${envs[@]}"; do
         [[ -n ${pw_of[$env]+set} ]] || continue
         say "  set -a; . $(env_file "$env"); set +a; infra/db/migrate.sh --env $env"

@@ -54,5 +54,6 @@ pub(crate) fn recorded() -> Recorded {
         acl: None,
         settings: Vec::new(),
         comment: None,
+        inside: Default::default(),
     }
 }

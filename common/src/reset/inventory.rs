@@ -153,6 +153,7 @@ pub struct AppliedMigrations {
 pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, Error> {
     let db = request.database();
     let mut env = connect::open(&request.url, request.env, APPLICATION, CONNECT_TIMEOUT)?;
+    crate::role::require_schema_owner(&mut env, &request.url, request.env, "hard-reset")?;
     let failed = |what: &str, e: &postgres::Error| connect::failed(&request.url, what, e);
     // Bounded: the runtime is still running and may hold locks.
     // Pinned search_path: what is shown must be what is there, whatever the role's settings.

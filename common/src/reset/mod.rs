@@ -17,7 +17,8 @@
 //! `inventory` (what will be destroyed), `sessions` (the sessions still connected, step 2, and
 //! those holding a lock on the database), `confirm` (what is shown and asked before step 1),
 //! `command` (step 1's stop command, and the environment of every child), `backup` (step 3),
-//! `properties` (what the drop loses, recorded and checked), `recreate` (the SQL that brings it
+//! `properties` (what the drop loses, recorded and checked), `inside` (schema `public`'s
+//! privileges and the default privileges, which keep the runtime role apart), `recreate` (the SQL that brings it
 //! back), `interrupt` (Ctrl-C, SIGTERM and SIGHUP held during steps 4 to 6), `steps` (the
 //! seven steps, in order), `failure` (what a failed step says) and `summary` (step 7).
 //!
@@ -69,6 +70,7 @@ mod confirm;
 mod failure;
 #[cfg(test)]
 mod fixtures;
+mod inside;
 mod interrupt;
 mod inventory;
 mod properties;
@@ -84,6 +86,7 @@ use crate::error::Error;
 
 pub use backup::{find_program, libpq_env, partial_path, pg_dump_command};
 pub use failure::State;
+pub use inside::{DefaultPrivileges, Inside, SchemaPrivileges};
 pub use interrupt::Interruption;
 pub use inventory::{AppliedMigrations, Inventory, Rows, Table};
 pub use properties::{Grant, Recorded, Setting};

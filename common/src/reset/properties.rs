@@ -13,6 +13,7 @@ use std::fmt;
 use postgres::Client;
 
 use crate::connect::{literal, result_sets};
+use crate::reset::inside::Inside;
 
 /// One `aclitem` of `datacl`, possibly covering several privileges: what one GRANT replays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,9 @@ pub struct Recorded {
     pub settings: Vec<Setting>,
     /// `COMMENT ON DATABASE`.
     pub comment: Option<String>,
+    /// What provisioning set inside the database: schema `public`'s privileges and the
+    /// default privileges (`inside`); recorded in a session in the database itself.
+    pub inside: Inside,
 }
 
 impl Recorded {
@@ -102,6 +106,7 @@ impl Recorded {
         if self.comment.is_some() {
             out.push_str(", a comment");
         }
+        out.push_str(&format!("; inside: {}", self.inside.describe()));
         out
     }
 }
@@ -139,39 +144,45 @@ pub(super) fn record(admin: &mut Client, db: &str) -> Result<Recorded, postgres:
     Ok(recorded_from(db, &result_sets(&messages)))
 }
 
+/// Groups `aclexplode` rows (grantor, grantee or NULL for PUBLIC, privilege, grantable), in
+/// their order, into one [`Grant`] per `aclitem`: consecutive rows of one item share grantor,
+/// grantee and grant option.
+pub(super) fn grants_from(rows: &[Vec<Option<String>>]) -> Vec<Grant> {
+    let mut grants: Vec<Grant> = Vec::new();
+    for row in rows {
+        let get = |i: usize| row.get(i).cloned().flatten();
+        let grantor = get(0).unwrap_or_default();
+        let grantee = get(1);
+        let privilege = get(2).unwrap_or_default();
+        let grantable = get(3).as_deref() == Some("t");
+        match grants.last_mut() {
+            Some(last)
+                if last.grantor == grantor
+                    && last.grantee == grantee
+                    && last.grantable == grantable =>
+            {
+                last.privileges.push(privilege)
+            }
+            _ => grants.push(Grant {
+                grantor,
+                grantee,
+                privileges: vec![privilege],
+                grantable,
+            }),
+        }
+    }
+    grants
+}
+
 /// Builds a [`Recorded`] from the three result sets of [`record_query`].
 fn recorded_from(db: &str, sets: &[Vec<Vec<Option<String>>>]) -> Recorded {
     let empty = Vec::new();
     let main = sets.first().and_then(|s| s.first()).unwrap_or(&empty);
     let field = |i: usize| main.get(i).cloned().flatten();
     let acl_text = field(9);
-    let acl = acl_text.as_ref().map(|_| {
-        // Consecutive rows of one aclitem share grantor, grantee and grant option.
-        let mut grants: Vec<Grant> = Vec::new();
-        for row in sets.get(1).map(Vec::as_slice).unwrap_or_default() {
-            let get = |i: usize| row.get(i).cloned().flatten();
-            let grantor = get(0).unwrap_or_default();
-            let grantee = get(1);
-            let privilege = get(2).unwrap_or_default();
-            let grantable = get(3).as_deref() == Some("t");
-            match grants.last_mut() {
-                Some(last)
-                    if last.grantor == grantor
-                        && last.grantee == grantee
-                        && last.grantable == grantable =>
-                {
-                    last.privileges.push(privilege)
-                }
-                _ => grants.push(Grant {
-                    grantor,
-                    grantee,
-                    privileges: vec![privilege],
-                    grantable,
-                }),
-            }
-        }
-        grants
-    });
+    let acl = acl_text
+        .as_ref()
+        .map(|_| grants_from(sets.get(1).map(Vec::as_slice).unwrap_or_default()));
     let settings = sets
         .get(2)
         .map(Vec::as_slice)
@@ -197,6 +208,7 @@ fn recorded_from(db: &str, sets: &[Vec<Vec<Option<String>>>]) -> Recorded {
         acl,
         settings,
         comment: field(10),
+        inside: Inside::default(),
     }
 }
 

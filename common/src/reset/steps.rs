@@ -21,6 +21,7 @@ use crate::reset::admin::LOCK_TIMEOUT;
 use crate::reset::backup::take_backup;
 use crate::reset::command::run_stop_command;
 use crate::reset::failure::{step_failed, State};
+use crate::reset::inside;
 use crate::reset::interrupt::{Hold, Interruption};
 use crate::reset::properties::{check_recreated, record};
 use crate::reset::{quote_ident, sessions, Backup, Operator, Recorded, Request, Summary, STEPS};
@@ -153,13 +154,25 @@ impl<'a> Steps<'a> {
             4,
             &format!("recording the properties of {db}, then dropping it"),
         );
-        let recorded = record(admin, db).map_err(|e| {
+        let mut recorded = record(admin, db).map_err(|e| {
             self.fail(
                 4,
                 &format!("reading the database's properties: {}", describe_pg(&e)),
                 &State::Untouched,
             )
         })?;
+        // In a session of its own, closed before the drop (which waits a few seconds for a
+        // closing backend to go).
+        recorded.inside = inside::connect(self.request)
+            .map_err(|e| e.to_string())
+            .and_then(|mut client| inside::record(&mut client).map_err(|e| describe_pg(&e)))
+            .map_err(|e| {
+                self.fail(
+                    4,
+                    &format!("reading the privileges inside the database: {e}"),
+                    &State::Untouched,
+                )
+            })?;
         self.operator
             .say(&format!("  recorded: {}", recorded.describe()));
         let hold = Hold::start().map_err(|e| {
@@ -233,6 +246,26 @@ impl<'a> Steps<'a> {
                     5,
                     &format!("checking the new database: {}", describe_pg(&e)),
                     &State::RecreatedIncomplete(restore),
+                ))
+            }
+        }
+        let inside = inside::connect(self.request)
+            .map_err(|e| (e.to_string(), Vec::new()))
+            .and_then(|mut client| inside::restore(&mut client, db, &recorded.inside));
+        match inside {
+            Ok((_, None)) => {}
+            Ok((statements, Some(difference))) => {
+                return Err(self.fail(
+                    5,
+                    &format!("the privileges inside the new database differ from the old ones: {difference}"),
+                    &State::RecreatedIncomplete(statements),
+                ))
+            }
+            Err((e, statements)) => {
+                return Err(self.fail(
+                    5,
+                    &format!("restoring schema public's privileges and the default privileges (connected to {db}): {e}"),
+                    &State::RecreatedIncomplete(statements),
                 ))
             }
         }

@@ -1,0 +1,399 @@
+//! What provisioning set inside the database, which `DROP DATABASE` loses and a `CREATE
+//! DATABASE` from `template0` does not bring back: the owner and privileges of schema
+//! `public`, and the default privileges that apply in every schema (`ALTER DEFAULT PRIVILEGES
+//! FOR ROLE r` without `IN SCHEMA`).
+//!
+//! They are what keeps an environment's two roles apart (SPEC.md, "Provisioning"): the
+//! runtime role gets USAGE on `public` and, through the owner's default privileges, read and
+//! write access to every table the migrations create, and CREATE nowhere. A reset that lost
+//! them would leave a runtime role that can no longer read the tables the re-migration
+//! creates. So they are recorded just before the drop, restored right after the create (one
+//! transaction, before any migration runs, so that the migrations' new objects get their
+//! privileges as on the first run) and read again and compared, like the database's other
+//! [`Recorded`](super::Recorded) properties. Default privileges of a single schema are not
+//! recorded: the schema is gone with the database, and the migration that creates it again
+//! sets them again.
+//!
+//! The statements run in an admin session connected to the database itself (these catalogues
+//! are per database): a superuser, or a member of the owner with CREATEDB, which may act for
+//! the owner. Identifiers are quoted, grants are replayed in their recorded order by their
+//! recorded grantor, so that the ACLs come back identical.
+
+use std::fmt;
+
+use postgres::Client;
+
+use crate::connect::{self, result_sets};
+use crate::error::Error;
+use crate::reset::properties::grants_from;
+use crate::reset::{quote_ident, Grant, Request, APPLICATION, CONNECT_TIMEOUT};
+
+/// Schema `public`'s owner and privileges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaPrivileges {
+    /// The schema's owner (`pg_database_owner` from PostgreSQL 15).
+    pub owner: String,
+    /// `nspacl` as text; `None` is the default privileges.
+    pub acl_text: Option<String>,
+    /// `nspacl`, item by item.
+    pub acl: Vec<Grant>,
+}
+
+/// One entry of `pg_default_acl` that applies in every schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultPrivileges {
+    /// The role whose new objects get these privileges (`FOR ROLE`).
+    pub role: String,
+    /// `defaclobjtype`: `r` tables, `S` sequences, `f` functions, `T` types, `n` schemas,
+    /// `L` large objects.
+    pub object_type: String,
+    /// `defaclacl` as text.
+    pub acl_text: String,
+    /// `defaclacl`, item by item.
+    pub acl: Vec<Grant>,
+}
+
+/// What [`record`] reads inside the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inside {
+    /// Schema `public`, when the database has one.
+    pub public: Option<SchemaPrivileges>,
+    /// The default privileges for every schema, by role and object type.
+    pub defaults: Vec<DefaultPrivileges>,
+}
+
+/// `ALTER DEFAULT PRIVILEGES ... ON <kind>` for a `defaclobjtype`.
+fn object_kind(object_type: &str) -> Option<&'static str> {
+    Some(match object_type {
+        "r" => "TABLES",
+        "S" => "SEQUENCES",
+        "f" => "FUNCTIONS",
+        "T" => "TYPES",
+        "n" => "SCHEMAS",
+        "L" => "LARGE OBJECTS",
+        _ => return None,
+    })
+}
+
+/// The three statements of one round trip: schema `public`, its ACL items in order, the
+/// default-privilege entries with their items in order (an entry with every privilege
+/// revoked has no items, hence the outer join).
+const RECORD_QUERY: &str = "SELECT pg_catalog.pg_get_userbyid(n.nspowner), n.nspacl::text \
+     FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public';\n\
+     SELECT pg_catalog.pg_get_userbyid(a.grantor), \
+            CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END, \
+            a.privilege_type, a.is_grantable \
+     FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) WITH ORDINALITY AS a \
+     WHERE n.nspname = 'public' ORDER BY a.ordinality;\n\
+     SELECT pg_catalog.pg_get_userbyid(d.defaclrole), d.defaclobjtype::text, d.defaclacl::text, \
+            pg_catalog.pg_get_userbyid(a.grantor), \
+            CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END, \
+            a.privilege_type, a.is_grantable \
+     FROM pg_catalog.pg_default_acl d \
+          LEFT JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) WITH ORDINALITY AS a ON true \
+     WHERE d.defaclnamespace = 0 \
+     ORDER BY 1, 2, a.ordinality";
+
+/// An admin session connected to the environment's database itself (these catalogues are
+/// per database), its `search_path` pinned to the catalogue.
+pub(super) fn connect(request: &Request) -> Result<Client, Error> {
+    let db = request.database().to_string();
+    let mut client = connect::connect_with(&request.admin, APPLICATION, CONNECT_TIMEOUT, |c| {
+        c.dbname(&db);
+    })?;
+    client
+        .batch_execute("SET search_path = pg_catalog, pg_temp")
+        .map_err(|e| connect::failed(&request.admin, "setting up the admin session", &e))?;
+    Ok(client)
+}
+
+/// Reads [`Inside`] in one round trip, in a session connected to the database.
+pub(super) fn record(client: &mut Client) -> Result<Inside, postgres::Error> {
+    let messages = client.simple_query(RECORD_QUERY)?;
+    Ok(inside_from(&result_sets(&messages)))
+}
+
+/// Builds an [`Inside`] from the three result sets of [`RECORD_QUERY`].
+fn inside_from(sets: &[Vec<Vec<Option<String>>>]) -> Inside {
+    let set = |i: usize| sets.get(i).map(Vec::as_slice).unwrap_or_default();
+    let public = set(0).first().map(|row| SchemaPrivileges {
+        owner: row.first().cloned().flatten().unwrap_or_default(),
+        acl_text: row.get(1).cloned().flatten(),
+        acl: grants_from(set(1)),
+    });
+    let mut defaults: Vec<DefaultPrivileges> = Vec::new();
+    let mut items: Vec<Vec<Option<String>>> = Vec::new();
+    for row in set(2) {
+        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let same = defaults
+            .last()
+            .is_some_and(|d| d.role == get(0) && d.object_type == get(1));
+        if !same {
+            if let Some(last) = defaults.last_mut() {
+                last.acl = grants_from(&items);
+            }
+            items.clear();
+            defaults.push(DefaultPrivileges {
+                role: get(0),
+                object_type: get(1),
+                acl_text: get(2),
+                acl: Vec::new(),
+            });
+        }
+        if row.get(5).cloned().flatten().is_some() {
+            items.push(row[3..].to_vec());
+        }
+    }
+    if let Some(last) = defaults.last_mut() {
+        last.acl = grants_from(&items);
+    }
+    Inside { public, defaults }
+}
+
+/// `GRANT ...` of one item, with `WITH GRANT OPTION` when it has one.
+fn grant_clause(grant: &Grant, on: &str) -> String {
+    let grantee = grant
+        .grantee
+        .as_deref()
+        .map_or("PUBLIC".to_string(), quote_ident);
+    let option = if grant.grantable {
+        " WITH GRANT OPTION"
+    } else {
+        ""
+    };
+    format!(
+        "GRANT {} ON {on} TO {grantee}{option}",
+        grant.privileges.join(", ")
+    )
+}
+
+impl Inside {
+    /// The statements that turn `now` (the new database, as read by [`record`]) into `self`:
+    /// nothing for what is already the same. For one transaction.
+    pub fn restore_statements(&self, now: &Inside) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (Some(want), Some(have)) = (&self.public, &now.public) {
+            if want.owner != have.owner {
+                out.push(format!(
+                    "ALTER SCHEMA public OWNER TO {}",
+                    quote_ident(&want.owner)
+                ));
+            }
+            if want.acl_text != have.acl_text && want.acl_text.is_some() {
+                out.push("REVOKE ALL ON SCHEMA public FROM PUBLIC".into());
+                out.push(format!(
+                    "REVOKE ALL ON SCHEMA public FROM {}",
+                    quote_ident(&want.owner)
+                ));
+                for grant in &want.acl {
+                    let statement = grant_clause(grant, "SCHEMA public");
+                    if grant.grantor == want.owner {
+                        out.push(statement);
+                    } else {
+                        out.push(format!("SET ROLE {}", quote_ident(&grant.grantor)));
+                        out.push(statement);
+                        out.push("RESET ROLE".into());
+                    }
+                }
+            }
+        }
+        for want in &self.defaults {
+            if now.defaults.contains(want) {
+                continue;
+            }
+            let Some(kind) = object_kind(&want.object_type) else {
+                continue;
+            };
+            let alter = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", quote_ident(&want.role));
+            out.push(format!("{alter} REVOKE ALL ON {kind} FROM PUBLIC"));
+            out.push(format!(
+                "{alter} REVOKE ALL ON {kind} FROM {}",
+                quote_ident(&want.role)
+            ));
+            for grant in &want.acl {
+                out.push(format!("{alter} {}", grant_clause(grant, kind)));
+            }
+        }
+        out
+    }
+
+    /// How `after` differs from `self`, if it does.
+    pub fn differences(&self, after: &Inside) -> Option<String> {
+        let mut out = Vec::new();
+        let show = |v: &dyn fmt::Debug| format!("{v:?}");
+        let owner = |i: &Inside| i.public.as_ref().map(|p| p.owner.clone());
+        let acl = |i: &Inside| i.public.as_ref().and_then(|p| p.acl_text.clone());
+        if owner(self) != owner(after) {
+            out.push(format!(
+                "schema public's owner was {}, is {}",
+                show(&owner(self)),
+                show(&owner(after))
+            ));
+        }
+        if acl(self) != acl(after) {
+            out.push(format!(
+                "schema public's privileges were {}, are {}",
+                show(&acl(self)),
+                show(&acl(after))
+            ));
+        }
+        let defaults = |i: &Inside| {
+            i.defaults
+                .iter()
+                .map(|d| format!("{} {}: {}", d.role, d.object_type, d.acl_text))
+                .collect::<Vec<_>>()
+        };
+        if defaults(self) != defaults(after) {
+            out.push(format!(
+                "the default privileges were {:?}, are {:?}",
+                defaults(self),
+                defaults(after)
+            ));
+        }
+        (!out.is_empty()).then(|| out.join("; "))
+    }
+
+    /// One line for the operator.
+    pub fn describe(&self) -> String {
+        let public = self.public.as_ref().map_or("no schema public".to_string(), |p| {
+            format!(
+                "schema public owned by {}, privileges {}",
+                p.owner,
+                p.acl_text.as_deref().unwrap_or("default")
+            )
+        });
+        let roles: Vec<&str> = {
+            let mut roles: Vec<&str> = self.defaults.iter().map(|d| d.role.as_str()).collect();
+            roles.dedup();
+            roles
+        };
+        if roles.is_empty() {
+            format!("{public}, no default privileges")
+        } else {
+            format!(
+                "{public}, default privileges of {} ({} entries)",
+                roles.join(", "),
+                self.defaults.len()
+            )
+        }
+    }
+}
+
+/// What [`restore`] did: the statements it ran, and how the database still differs from the
+/// record, if it does.
+pub(super) type Restored = (Vec<String>, Option<String>);
+
+/// Restores `recorded` in the new database (one transaction), then reads it again and says
+/// how it differs, if it does. `Err` carries the error and the statements, for the operator
+/// to run by hand; both lists start with a comment naming the database to run them in.
+pub(super) fn restore(
+    client: &mut Client,
+    db: &str,
+    recorded: &Inside,
+) -> Result<Restored, (String, Vec<String>)> {
+    let now = record(client).map_err(|e| (crate::error::describe_pg(&e), Vec::new()))?;
+    let statements = recorded.restore_statements(&now);
+    let shown = || {
+        let mut shown = vec![format!("-- connected to the database {db} (psql -d {db})")];
+        shown.extend(statements.iter().cloned());
+        shown
+    };
+    if !statements.is_empty() {
+        let batch = format!("BEGIN;\n{};\nCOMMIT", statements.join(";\n"));
+        if let Err(e) = client.batch_execute(&batch) {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err((crate::error::describe_pg(&e), shown()));
+        }
+    }
+    let after = record(client).map_err(|e| (crate::error::describe_pg(&e), shown()))?;
+    Ok((shown(), recorded.differences(&after)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    fn provisioned() -> Inside {
+        let sets = vec![
+            vec![vec![
+                s("pg_database_owner"),
+                s("{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner,rt=U/pg_database_owner}"),
+            ]],
+            vec![
+                vec![s("pg_database_owner"), s("pg_database_owner"), s("USAGE"), s("f")],
+                vec![s("pg_database_owner"), s("pg_database_owner"), s("CREATE"), s("f")],
+                vec![s("pg_database_owner"), None, s("USAGE"), s("f")],
+                vec![s("pg_database_owner"), s("rt"), s("USAGE"), s("f")],
+            ],
+            vec![
+                vec![s("dreichor_dev"), s("S"), s("{rt=rU/dreichor_dev}"), s("dreichor_dev"), s("rt"), s("SELECT"), s("f")],
+                vec![s("dreichor_dev"), s("S"), s("{rt=rU/dreichor_dev}"), s("dreichor_dev"), s("rt"), s("USAGE"), s("f")],
+                vec![s("dreichor_dev"), s("r"), s("{dreichor_dev=arwdDxt/dreichor_dev,rt=arwd/dreichor_dev}"), s("dreichor_dev"), s("dreichor_dev"), s("INSERT"), s("f")],
+                vec![s("dreichor_dev"), s("r"), s("{dreichor_dev=arwdDxt/dreichor_dev,rt=arwd/dreichor_dev}"), s("dreichor_dev"), s("rt"), s("SELECT"), s("f")],
+                vec![s("dreichor_dev"), s("f"), s("{}"), None, None, None, None],
+            ],
+        ];
+        inside_from(&sets)
+    }
+
+    fn fresh() -> Inside {
+        inside_from(&[
+            vec![vec![
+                s("pg_database_owner"),
+                s("{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner}"),
+            ]],
+            vec![],
+            vec![],
+        ])
+    }
+
+    #[test]
+    fn entries_and_items_are_grouped_in_order() {
+        let r = provisioned();
+        assert_eq!(r.public.as_ref().unwrap().acl.len(), 3);
+        assert_eq!(r.defaults.len(), 3);
+        assert_eq!(r.defaults[0].object_type, "S");
+        assert_eq!(r.defaults[0].acl.len(), 1);
+        assert_eq!(r.defaults[0].acl[0].privileges, ["SELECT", "USAGE"]);
+        assert_eq!(r.defaults[1].acl.len(), 2);
+        assert!(r.defaults[2].acl.is_empty(), "everything revoked");
+    }
+
+    #[test]
+    fn the_fresh_database_is_brought_to_the_recorded_state() {
+        let statements = provisioned().restore_statements(&fresh());
+        assert_eq!(
+            statements,
+            [
+                "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+                "REVOKE ALL ON SCHEMA public FROM \"pg_database_owner\"",
+                "GRANT USAGE, CREATE ON SCHEMA public TO \"pg_database_owner\"",
+                "GRANT USAGE ON SCHEMA public TO PUBLIC",
+                "GRANT USAGE ON SCHEMA public TO \"rt\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" REVOKE ALL ON SEQUENCES FROM PUBLIC",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" REVOKE ALL ON SEQUENCES FROM \"dreichor_dev\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" GRANT SELECT, USAGE ON SEQUENCES TO \"rt\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" REVOKE ALL ON TABLES FROM PUBLIC",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" REVOKE ALL ON TABLES FROM \"dreichor_dev\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" GRANT INSERT ON TABLES TO \"dreichor_dev\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" GRANT SELECT ON TABLES TO \"rt\"",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" REVOKE ALL ON FUNCTIONS FROM PUBLIC",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"dreichor_dev\" REVOKE ALL ON FUNCTIONS FROM \"dreichor_dev\"",
+            ]
+        );
+        assert!(provisioned().restore_statements(&provisioned()).is_empty());
+        assert!(fresh().restore_statements(&fresh()).is_empty());
+    }
+
+    #[test]
+    fn differences_name_what_changed() {
+        assert_eq!(provisioned().differences(&provisioned()), None);
+        let text = provisioned().differences(&fresh()).unwrap();
+        assert!(text.contains("schema public's privileges"), "{text}");
+        assert!(text.contains("default privileges"), "{text}");
+    }
+}
