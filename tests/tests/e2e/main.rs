@@ -13,6 +13,7 @@ mod hard_reset;
 mod hard_reset_signal;
 mod harness;
 mod isolation;
+mod least_privilege;
 mod migrate;
 mod provision;
 mod schema_check;

@@ -54,25 +54,29 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// A cluster of its own and a temporary directory whose `creds/` (not created beforehand) is
-/// the script's `--credentials-dir`.
-struct Host {
-    cluster: Cluster,
+/// the script's `--credentials-dir`. The files are named by what precedes `.env`: `dev`,
+/// `prod`, `dev.runtime`, `prod.runtime`.
+pub(crate) struct Host {
+    pub(crate) cluster: Cluster,
     dir: tempfile::TempDir,
 }
 
+/// The names of the four env files the script writes, before `.env`.
+const FILES: [&str; 4] = ["dev", "prod", "dev.runtime", "prod.runtime"];
+
 impl Host {
-    fn start() -> Host {
+    pub(crate) fn start() -> Host {
         Host {
             cluster: Cluster::start(),
             dir: tempfile::tempdir().expect("temporary directory"),
         }
     }
 
-    fn creds_dir(&self) -> PathBuf {
+    pub(crate) fn creds_dir(&self) -> PathBuf {
         self.dir.path().join("creds")
     }
 
-    fn env_file(&self, env: &str) -> PathBuf {
+    pub(crate) fn env_file(&self, env: &str) -> PathBuf {
         self.creds_dir().join(format!("{env}.env"))
     }
 
@@ -95,13 +99,13 @@ impl Host {
 
     /// Runs the script with extra variables and arguments; registers the passwords of the env
     /// files it left and checks its output for them (and every other registered password).
-    fn provision(&self, vars: &[(&str, &str)], args: &[&str]) -> Outcome {
+    pub(crate) fn provision(&self, vars: &[(&str, &str)], args: &[&str]) -> Outcome {
         let mut run = self.command().args(args);
         for (key, value) in vars {
             run = run.env(key, value);
         }
         let out = run.run();
-        for env in ["dev", "prod"] {
+        for env in FILES {
             if self.env_file(env).exists() {
                 secrets::register(&self.password_in_file(env));
             }
@@ -111,7 +115,7 @@ impl Host {
     }
 
     /// The content of an env file, or `None` when it does not exist.
-    fn file(&self, env: &str) -> Option<String> {
+    pub(crate) fn file(&self, env: &str) -> Option<String> {
         std::fs::read_to_string(self.env_file(env)).ok()
     }
 
@@ -126,12 +130,12 @@ impl Host {
             .unwrap_or_else(|| panic!("no {key}= in {}", self.env_file(env).display()))
     }
 
-    fn url_in_file(&self, env: &str) -> String {
+    pub(crate) fn url_in_file(&self, env: &str) -> String {
         self.value_in_file(env, "DATABASE_URL")
     }
 
     /// The (decoded) password in an env file's `DATABASE_URL`.
-    fn password_in_file(&self, env: &str) -> String {
+    pub(crate) fn password_in_file(&self, env: &str) -> String {
         let url = self.url_in_file(env);
         let userinfo = url
             .strip_prefix("postgres://")
@@ -142,16 +146,18 @@ impl Host {
         percent_decode(encoded)
     }
 
-    /// `rolname|rolpassword` of both roles: the stored SCRAM verifiers change whenever a
-    /// password is set, even to the same value (a new salt), so equality means untouched.
-    fn password_hashes(&self) -> Vec<Vec<Option<String>>> {
+    /// `rolname|rolpassword` of every role, the owners first (dev, prod), then the runtime
+    /// roles: the stored SCRAM verifiers change whenever a password is set, even to the same
+    /// value (a new salt), so equality means untouched.
+    pub(crate) fn password_hashes(&self) -> Vec<Vec<Option<String>>> {
         self.cluster.query_strings(
             "postgres",
-            "SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE 'dreichor%' ORDER BY 1",
+            "SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE 'dreichor%'
+             ORDER BY rolname LIKE '%\\_runtime', rolname",
         )
     }
 
-    fn scalar(&self, db: &str, sql: &str) -> String {
+    pub(crate) fn scalar(&self, db: &str, sql: &str) -> String {
         let rows = self.cluster.query_strings(db, sql);
         rows.first()
             .and_then(|row| row[0].clone())
@@ -174,7 +180,7 @@ impl Host {
 
     /// A login as `user` with `password` to `db` over TCP on `localhost`, as the runtime
     /// connects.
-    fn login(
+    pub(crate) fn login(
         &self,
         user: &str,
         password: &str,
@@ -321,7 +327,15 @@ fn provisioned_roles_are_login_but_not_superuser_createdb_or_createrole() {
             Some("f".into()),
         ]
     };
-    assert_eq!(rows, vec![expect("dreichor_dev"), expect("dreichor_prod")]);
+    assert_eq!(
+        rows,
+        vec![
+            expect("dreichor_dev"),
+            expect("dreichor_dev_runtime"),
+            expect("dreichor_prod"),
+            expect("dreichor_prod_runtime"),
+        ]
+    );
     let memberships = host.scalar(
         "postgres",
         "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
