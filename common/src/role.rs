@@ -161,7 +161,14 @@ mod tests {
     fn rights_are_read_from_the_row() {
         let s = |v: &str| Some(v.to_string());
         let r = Rights::from_row(&[s("u"), s("o"), s("f"), s("f"), s("t")]);
-        assert_eq!(r, Rights { create_in_a_schema: true, ..rights(false, false, false) }.with("u", "o"));
+        assert_eq!(
+            r,
+            Rights {
+                create_in_a_schema: true,
+                ..rights(false, false, false)
+            }
+            .with("u", "o")
+        );
     }
 
     impl Rights {

@@ -208,8 +208,13 @@ pub fn migrate(
         ));
     }
 
-    let revoked = crate::grants::keep_tools_tables_read_only(&mut client)
-        .map_err(|e| failed(url, "keeping the tools' tables read-only for other roles", &e))?;
+    let revoked = crate::grants::keep_tools_tables_read_only(&mut client).map_err(|e| {
+        failed(
+            url,
+            "keeping the tools' tables read-only for other roles",
+            &e,
+        )
+    })?;
     if !revoked.is_empty() {
         progress(&format!(
             "only the owner writes the tools' own tables: {}",

@@ -774,7 +774,7 @@ provision_runtime() {
             GRANT EXECUTE ON ALL ROUTINES IN SCHEMA $schemas TO $role;
             $tools_fix
             COMMIT;" >/dev/null
-        say "granted $role, in database $db: USAGE on schema $schemas; SELECT, INSERT, UPDATE, DELETE on $n_tables table(s); USAGE, SELECT on $n_sequences sequence(s); EXECUTE on $n_routines function(s)"
+        say "granted $role, in database $db, what it lacked: USAGE on schema $schemas and, in them, SELECT, INSERT, UPDATE, DELETE on all tables ($n_tables lacked them), USAGE, SELECT on all sequences ($n_sequences), EXECUTE on all functions ($n_routines)"
     else
         say "$role has USAGE on schema $schemas and the privileges on the tables, sequences and functions in them: unchanged"
     fi
@@ -959,7 +959,7 @@ for env in "${envs[@]}"; do
         say "!!! ACTION NEEDED for $env: the runtime role dreichor_${env}_runtime is new. Whatever runs the runtime"
         say "    or the deploy agent for $env still loads $(env_file "$env") (the owner, who may change the schema):"
         say "    make it load $(runtime_file "$env") instead (systemd: EnvironmentFile=$(runtime_file "$env")),"
-        say "    restart it, and keep $(env_file "$env") for migrate and hard-reset only (docs/operations.md, 'Credentials') !!!"
+        say "    restart it, and keep $(env_file "$env") for migrate and hard-reset only (docs/operations.md, section 1.4) !!!"
     fi
 done
 if ((${#pw_of[@]} > 0)); then

@@ -204,7 +204,10 @@ impl Inside {
             let Some(kind) = object_kind(&want.object_type) else {
                 continue;
             };
-            let alter = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", quote_ident(&want.role));
+            let alter = format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {}",
+                quote_ident(&want.role)
+            );
             out.push(format!("{alter} REVOKE ALL ON {kind} FROM PUBLIC"));
             out.push(format!(
                 "{alter} REVOKE ALL ON {kind} FROM {}",
@@ -255,13 +258,16 @@ impl Inside {
 
     /// One line for the operator.
     pub fn describe(&self) -> String {
-        let public = self.public.as_ref().map_or("no schema public".to_string(), |p| {
-            format!(
-                "schema public owned by {}, privileges {}",
-                p.owner,
-                p.acl_text.as_deref().unwrap_or("default")
-            )
-        });
+        let public = self
+            .public
+            .as_ref()
+            .map_or("no schema public".to_string(), |p| {
+                format!(
+                    "schema public owned by {}, privileges {}",
+                    p.owner,
+                    p.acl_text.as_deref().unwrap_or("default")
+                )
+            });
         let roles: Vec<&str> = {
             let mut roles: Vec<&str> = self.defaults.iter().map(|d| d.role.as_str()).collect();
             roles.dedup();

@@ -62,7 +62,11 @@ impl Split {
                 .env("DREICHOR_ADMIN_DATABASE_URL", self.host.cluster.admin_url())
                 .env(
                     "PG_BIN",
-                    self.host.cluster.bin("pg_dump").parent().expect("a directory"),
+                    self.host
+                        .cluster
+                        .bin("pg_dump")
+                        .parent()
+                        .expect("a directory"),
                 ),
         )
     }
@@ -153,7 +157,9 @@ fn assert_split(s: &Split) {
     assert!(row.get::<_, i32>(3) >= 1, "the tracking table is readable");
 
     // The gate passes with the runtime's credentials, as the deploy agent runs it.
-    s.tool(Tool::SchemaCheck, "dev.runtime").run().assert_code(0);
+    s.tool(Tool::SchemaCheck, "dev.runtime")
+        .run()
+        .assert_code(0);
 }
 
 #[test]
@@ -163,7 +169,9 @@ fn the_runtime_role_reads_and_writes_rows_but_cannot_change_the_schema() {
     // Its file: 0600, the runtime role's URL, the environment.
     let file = s.host.env_file("dev.runtime");
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&file).expect("dev.runtime.env").permissions(),
+        &std::fs::metadata(&file)
+            .expect("dev.runtime.env")
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     assert!(s
@@ -229,7 +237,9 @@ fn migrate_and_hard_reset_refuse_the_runtime_role_and_touch_nothing() {
     );
     // schema-check accepts either role.
     s.tool(Tool::SchemaCheck, "dev").run().assert_code(0);
-    s.tool(Tool::SchemaCheck, "dev.runtime").run().assert_code(0);
+    s.tool(Tool::SchemaCheck, "dev.runtime")
+        .run()
+        .assert_code(0);
 }
 
 #[test]
@@ -291,9 +301,10 @@ fn provisioning_a_host_from_before_the_runtime_roles_adds_them_and_drops_nothing
         "postgres",
         "DROP ROLE dreichor_dev_runtime; DROP ROLE dreichor_prod_runtime",
     );
-    s.host
-        .cluster
-        .sql("dreichor_dev", "INSERT INTO public.ledger (note) VALUES ('kept')");
+    s.host.cluster.sql(
+        "dreichor_dev",
+        "INSERT INTO public.ledger (note) VALUES ('kept')",
+    );
     let hashes = s.host.password_hashes();
     let owner_file = s.host.file("dev");
 
@@ -341,11 +352,56 @@ fn provisioning_a_host_from_before_the_runtime_roles_adds_them_and_drops_nothing
     // A second run finds everything in place.
     let again = s.host.provision(&[], &[]);
     again.assert_code(0);
-    for needle in ["created", "granted", "FIXED", "ACTION NEEDED", "set the default"] {
+    for needle in [
+        "created",
+        "granted",
+        "FIXED",
+        "ACTION NEEDED",
+        "set the default",
+    ] {
         assert!(
             !again.stdout.contains(needle),
             "{needle:?} in the second run\n{}",
             again.stdout
         );
     }
+}
+
+#[test]
+fn provisioning_takes_away_what_the_runtime_role_was_given_by_hand() {
+    let s = Split::migrated();
+    s.host.cluster.sql(
+        "postgres",
+        "GRANT dreichor_dev TO dreichor_dev_runtime;
+         GRANT CREATE, TEMPORARY ON DATABASE dreichor_dev TO dreichor_dev_runtime;
+         GRANT CONNECT ON DATABASE dreichor_prod TO dreichor_dev_runtime;",
+    );
+    s.host.cluster.sql(
+        "dreichor_dev",
+        "GRANT CREATE ON SCHEMA public TO dreichor_dev_runtime;
+         GRANT INSERT, UPDATE, DELETE, TRUNCATE ON public.dreichor_schema_migrations TO dreichor_dev_runtime, PUBLIC;",
+    );
+    let hashes = s.host.password_hashes();
+
+    let out = s.host.provision(&[], &[]);
+    out.assert_code(0);
+    for needle in [
+        "FIXED role dreichor_dev_runtime: it was a member of dreichor_dev; revoked",
+        "FIXED database dreichor_dev: revoked CREATE, TEMPORARY from dreichor_dev_runtime",
+        "FIXED database dreichor_prod: revoked CONNECT, TEMPORARY from dreichor_dev_runtime",
+        "FIXED database dreichor_dev: revoked CREATE on its schemas from dreichor_dev_runtime",
+        "FIXED the tools' own tables in database dreichor_dev",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle:?} missing\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        s.host.password_hashes(),
+        hashes,
+        "repairs never touch passwords"
+    );
+    assert_split(&s);
 }
