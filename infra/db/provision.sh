@@ -748,7 +748,9 @@ provision_runtime() {
         where nspname = 'public' or nspowner = (select oid from pg_roles where rolname = '$owner')"
     schemas=$(q "$db" "select string_agg(quote_ident(nspname), ', ' order by nspname) from pg_namespace where oid in ($in_schemas)")
     missing=$(q "$db" "select
-        (select count(*) from pg_namespace n where n.oid in ($in_schemas) and not has_schema_privilege('$role', n.oid, 'USAGE')),
+        (select count(*) from pg_namespace n where n.oid in ($in_schemas) and not exists (
+            select 1 from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+            where a.grantee = (select oid from pg_roles where rolname = '$role') and a.privilege_type = 'USAGE')),
         (select count(*) from pg_class c where c.relnamespace in ($in_schemas) and c.relkind in ('r', 'p', 'v', 'm', 'f')
             and not c.oid::regclass = any($tools)
             and not (has_table_privilege('$role', c.oid, 'SELECT') and has_table_privilege('$role', c.oid, 'INSERT')
@@ -758,6 +760,7 @@ provision_runtime() {
         (select count(*) from pg_proc p where p.pronamespace in ($in_schemas)
             and not has_function_privilege('$role', p.oid, 'EXECUTE'))")
     IFS='|' read -r n_usage n_tables n_sequences n_routines <<<"$missing"
+    # USAGE is granted to the role itself, not left to PUBLIC's, which a hardening may revoke.
     # The tools' tables are granted SELECT only, in the same transaction as the grant on all
     # tables, so that the runtime role never holds more on them, even for a moment.
     local t tools_fix=""

@@ -168,18 +168,20 @@ fn grant_clause(grant: &Grant, on: &str) -> String {
 }
 
 impl Inside {
-    /// The statements that turn `now` (the new database, as read by [`record`]) into `self`:
-    /// nothing for what is already the same. For one transaction.
+    /// The statements that turn `now` (the new database, as read by [`record`]; an empty
+    /// [`Inside`] when it could not be read) into `self`: nothing for what is already the
+    /// same. For one transaction.
     pub fn restore_statements(&self, now: &Inside) -> Vec<String> {
         let mut out = Vec::new();
-        if let (Some(want), Some(have)) = (&self.public, &now.public) {
-            if want.owner != have.owner {
+        if let Some(want) = &self.public {
+            let have = now.public.as_ref();
+            if have.map(|h| &h.owner) != Some(&want.owner) {
                 out.push(format!(
                     "ALTER SCHEMA public OWNER TO {}",
                     quote_ident(&want.owner)
                 ));
             }
-            if want.acl_text != have.acl_text && want.acl_text.is_some() {
+            if have.map(|h| &h.acl_text) != Some(&want.acl_text) && want.acl_text.is_some() {
                 out.push("REVOKE ALL ON SCHEMA public FROM PUBLIC".into());
                 out.push(format!(
                     "REVOKE ALL ON SCHEMA public FROM {}",
@@ -285,6 +287,14 @@ impl Inside {
     }
 }
 
+/// The statements an operator runs by hand when the new database could not even be read:
+/// everything recorded, after a comment naming the database to run them in.
+pub(super) fn by_hand(db: &str, recorded: &Inside) -> Vec<String> {
+    let mut out = vec![format!("-- connected to the database {db} (psql -d {db})")];
+    out.extend(recorded.restore_statements(&Inside::default()));
+    out
+}
+
 /// What [`restore`] did: the statements it ran, and how the database still differs from the
 /// record, if it does.
 pub(super) type Restored = (Vec<String>, Option<String>);
@@ -297,7 +307,7 @@ pub(super) fn restore(
     db: &str,
     recorded: &Inside,
 ) -> Result<Restored, (String, Vec<String>)> {
-    let now = record(client).map_err(|e| (crate::error::describe_pg(&e), Vec::new()))?;
+    let now = record(client).map_err(|e| (crate::error::describe_pg(&e), by_hand(db, recorded)))?;
     let statements = recorded.restore_statements(&now);
     let shown = || {
         let mut shown = vec![format!("-- connected to the database {db} (psql -d {db})")];

@@ -250,7 +250,7 @@ impl<'a> Steps<'a> {
             }
         }
         let inside = inside::connect(self.request)
-            .map_err(|e| (e.to_string(), Vec::new()))
+            .map_err(|e| (e.to_string(), inside::by_hand(db, &recorded.inside)))
             .and_then(|mut client| inside::restore(&mut client, db, &recorded.inside));
         match inside {
             Ok((_, None)) => {}

@@ -52,14 +52,19 @@ impl Split {
             .arg(self.dir.path())
     }
 
-    /// `hard-reset` with the URL of `file`, the admin URL and the cluster's client programs,
-    /// in a terminal.
+    /// `hard-reset` with the URL of `file`, the superuser's admin URL and the cluster's
+    /// client programs, in a terminal.
     fn hard_reset(&self, file: &str) -> Pty {
+        self.hard_reset_as(file, &self.host.cluster.admin_url())
+    }
+
+    /// [`Split::hard_reset`] with another admin URL.
+    fn hard_reset_as(&self, file: &str, admin_url: &str) -> Pty {
         Pty::spawn(
             self.tool(Tool::HardReset, file)
                 .arg("--stop-command")
                 .arg("true")
-                .env("DREICHOR_ADMIN_DATABASE_URL", self.host.cluster.admin_url())
+                .env("DREICHOR_ADMIN_DATABASE_URL", admin_url)
                 .env(
                     "PG_BIN",
                     self.host
@@ -245,6 +250,29 @@ fn migrate_and_hard_reset_refuse_the_runtime_role_and_touch_nothing() {
 #[test]
 fn hard_reset_keeps_the_two_roles_apart() {
     let s = Split::migrated();
+    let admin_url = s.host.cluster.admin_url();
+    reset_and_check_the_split(&s, &admin_url);
+}
+
+#[test]
+fn hard_reset_by_an_admin_that_is_no_superuser_keeps_the_two_roles_apart() {
+    let s = Split::migrated();
+    // SPEC.md's other admin: CREATEDB and a member of the owner. It restores schema public's
+    // privileges as a member of the owner, and the owner's default privileges for it.
+    let password = s.host.cluster.create_role("resetter", "CREATEDB");
+    s.host
+        .cluster
+        .sql("postgres", "GRANT dreichor_dev TO resetter");
+    let admin_url = s
+        .host
+        .cluster
+        .url_for("resetter", &password, "localhost", "postgres");
+    reset_and_check_the_split(&s, &admin_url);
+}
+
+/// Resets dev with `admin_url`, and checks that schema public's privileges and the default
+/// privileges came back identical and the runtime role still works as before.
+fn reset_and_check_the_split(s: &Split, admin_url: &str) {
     let default_acls = |s: &Split| {
         s.host.cluster.query_strings(
             "dreichor_dev",
@@ -258,11 +286,15 @@ fn hard_reset_keeps_the_two_roles_apart() {
             "SELECT nspacl::text FROM pg_namespace WHERE nspname = 'public'",
         )
     };
-    let (defaults, public) = (default_acls(&s), public_acl(&s));
+    let (defaults, public) = (default_acls(s), public_acl(s));
     assert!(!defaults.is_empty(), "provisioning set default privileges");
+    assert!(
+        public.contains("dreichor_dev_runtime=U/"),
+        "provisioning granted USAGE on schema public: {public}"
+    );
     let oid = s.oid();
 
-    let mut pty = s.hard_reset("dev");
+    let mut pty = s.hard_reset_as("dev", admin_url);
     pty.expect("Type the database name (dreichor_dev) to confirm");
     pty.answer("dreichor_dev");
     let out = pty.finish();
@@ -279,9 +311,9 @@ fn hard_reset_keeps_the_two_roles_apart() {
         ],
     );
     assert_ne!(s.oid(), oid, "the database was not recreated");
-    assert_eq!(default_acls(&s), defaults);
-    assert_eq!(public_acl(&s), public);
-    assert_split(&s);
+    assert_eq!(default_acls(s), defaults);
+    assert_eq!(public_acl(s), public);
+    assert_split(s);
 }
 
 #[test]
