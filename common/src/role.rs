@@ -164,18 +164,14 @@ mod tests {
         assert_eq!(
             r,
             Rights {
+                user: "u".into(),
+                owner: "o".into(),
+                owns: false,
+                create_on_database: false,
                 create_in_a_schema: true,
-                ..rights(false, false, false)
             }
-            .with("u", "o")
         );
-    }
-
-    impl Rights {
-        fn with(mut self, user: &str, owner: &str) -> Rights {
-            self.user = user.into();
-            self.owner = owner.into();
-            self
-        }
+        assert!(r.can_change_schema());
+        assert!(!Rights::from_row(&[]).can_change_schema());
     }
 }
