@@ -287,6 +287,47 @@ impl Inside {
     }
 }
 
+/// The roles the restore acts as: the owner of schema `public` and the grantors of its
+/// privileges, and each role whose default privileges are replayed (`FOR ROLE`).
+fn roles_acted_for(recorded: &Inside) -> Vec<String> {
+    let mut roles: Vec<String> = Vec::new();
+    if let Some(public) = &recorded.public {
+        if public.acl_text.is_some() {
+            roles.push(public.owner.clone());
+            roles.extend(public.acl.iter().map(|g| g.grantor.clone()));
+        }
+    }
+    roles.extend(recorded.defaults.iter().map(|d| d.role.clone()));
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// Before the drop: the roles of [`roles_acted_for`] that the admin session may not act for
+/// (it is neither a superuser nor a member of them), so that a reset never drops a database
+/// whose privileges it could not restore. Empty when it may act for all.
+pub(super) fn roles_not_restorable(
+    client: &mut Client,
+    recorded: &Inside,
+) -> Result<Vec<String>, postgres::Error> {
+    let roles = roles_acted_for(recorded);
+    if roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = roles
+        .iter()
+        .map(|r| crate::connect::literal(r))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let messages = client.simple_query(&format!(
+        "SELECT r FROM pg_catalog.unnest(ARRAY[{list}]::text[]) AS r          WHERE NOT pg_catalog.pg_has_role(current_user, r::name, 'MEMBER') ORDER BY 1"
+    ))?;
+    Ok(crate::connect::rows(&messages)
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect())
+}
+
 /// The statements an operator runs by hand when the new database could not even be read:
 /// everything recorded, after a comment naming the database to run them in.
 pub(super) fn by_hand(db: &str, recorded: &Inside) -> Vec<String> {

@@ -163,9 +163,14 @@ impl<'a> Steps<'a> {
         })?;
         // In a session of its own, closed before the drop (which waits a few seconds for a
         // closing backend to go).
-        recorded.inside = inside::connect(self.request)
+        let (inside, not_restorable) = inside::connect(self.request)
             .map_err(|e| e.to_string())
-            .and_then(|mut client| inside::record(&mut client).map_err(|e| describe_pg(&e)))
+            .and_then(|mut client| {
+                let inside = inside::record(&mut client).map_err(|e| describe_pg(&e))?;
+                let not_restorable = inside::roles_not_restorable(&mut client, &inside)
+                    .map_err(|e| describe_pg(&e))?;
+                Ok((inside, not_restorable))
+            })
             .map_err(|e| {
                 self.fail(
                     4,
@@ -173,6 +178,17 @@ impl<'a> Steps<'a> {
                     &State::Untouched,
                 )
             })?;
+        if !not_restorable.is_empty() {
+            return Err(self.fail(
+                4,
+                &format!(
+                    "the admin role cannot restore schema public's privileges or the default privileges of {} after the recreate (it is neither a superuser nor a member of them), so the database is not dropped: use a superuser as DREICHOR_ADMIN_DATABASE_URL, or GRANT those roles to the admin role",
+                    not_restorable.join(", ")
+                ),
+                &State::Untouched,
+            ));
+        }
+        recorded.inside = inside;
         self.operator
             .say(&format!("  recorded: {}", recorded.describe()));
         let hold = Hold::start().map_err(|e| {

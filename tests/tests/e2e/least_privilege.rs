@@ -437,3 +437,34 @@ fn provisioning_takes_away_what_the_runtime_role_was_given_by_hand() {
     );
     assert_split(&s);
 }
+
+#[test]
+fn hard_reset_drops_nothing_when_the_admin_could_not_restore_the_default_privileges() {
+    let s = Split::migrated();
+    // Default privileges of a role the admin below is not a member of.
+    s.host
+        .cluster
+        .sql("postgres", "CREATE ROLE reporting NOLOGIN");
+    s.host.cluster.sql(
+        "dreichor_dev",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE reporting GRANT SELECT ON TABLES TO dreichor_dev_runtime",
+    );
+    let password = s.host.cluster.create_role("resetter", "CREATEDB");
+    s.host
+        .cluster
+        .sql("postgres", "GRANT dreichor_dev TO resetter");
+    let admin_url = s
+        .host
+        .cluster
+        .url_for("resetter", &password, "localhost", "postgres");
+    let oid = s.oid();
+
+    let mut pty = s.hard_reset_as("dev", &admin_url);
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    let out = pty.finish();
+    out.assert_code(1);
+    out.assert_contains("the admin role cannot restore schema public's privileges or the default privileges of reporting");
+    out.assert_contains("so the database is not dropped");
+    assert_eq!(s.oid(), oid, "the database was dropped");
+}
