@@ -17,3 +17,4 @@ mod migrate;
 mod provision;
 mod schema_check;
 mod support;
+mod transaction_context;
