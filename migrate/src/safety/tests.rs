@@ -1,0 +1,1 @@
+//! One test per rule: a file that triggers it and one that does not.
