@@ -10,7 +10,7 @@
 use std::fmt;
 
 use squawk_syntax::ast::{self, AstNode};
-use squawk_syntax::SyntaxNode;
+use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 /// PostgreSQL's table-level lock modes, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,7 +122,7 @@ pub fn lock_of(stmt: &ast::Stmt) -> Option<Lock> {
         ),
         ast::Stmt::Truncate(truncate) => (
             AccessExclusive,
-            relation(first_path(truncate.table_list()?.syntax())?.syntax()),
+            relation(&first_path(truncate.table_list()?.syntax())?),
         ),
         ast::Stmt::Cluster(cluster) => (
             AccessExclusive,
@@ -137,7 +137,7 @@ pub fn lock_of(stmt: &ast::Stmt) -> Option<Lock> {
             let table = vacuum
                 .table_and_columns_list()
                 .and_then(|list| first_path(list.syntax()))
-                .map(|path| relation(path.syntax()))
+                .map(|path| relation(&path))
                 .unwrap_or_else(|| "every table".into());
             (mode, table)
         }
@@ -157,11 +157,11 @@ pub fn lock_of(stmt: &ast::Stmt) -> Option<Lock> {
             } else {
                 Share
             };
-            (mode, relation(first_path(reindex.syntax())?.syntax()))
+            (mode, relation(&first_path(reindex.syntax())?))
         }
         ast::Stmt::CreateTrigger(trigger) => (
             ShareRowExclusive,
-            relation(first_path(trigger.on_relation()?.syntax())?.syntax()),
+            relation(&first_path(trigger.on_relation()?.syntax())?),
         ),
         ast::Stmt::Lock(lock) => {
             let mode = lock
@@ -177,15 +177,12 @@ pub fn lock_of(stmt: &ast::Stmt) -> Option<Lock> {
                     ast::LockMode::ShareRowExclusive(_) => ShareRowExclusive,
                     ast::LockMode::ShareUpdateExclusive(_) => ShareUpdateExclusive,
                 });
-            (
-                mode,
-                relation(first_path(lock.relation_list()?.syntax())?.syntax()),
-            )
+            (mode, relation(&first_path(lock.relation_list()?.syntax())?))
         }
         ast::Stmt::Insert(_)
         | ast::Stmt::Update(_)
         | ast::Stmt::Delete(_)
-        | ast::Stmt::Merge(_) => (RowExclusive, relation(first_path(stmt.syntax())?.syntax())),
+        | ast::Stmt::Merge(_) => (RowExclusive, relation(&first_path(stmt.syntax())?)),
         _ => return None,
     };
     Some(Lock { mode, table })
@@ -249,9 +246,10 @@ fn vacuum_options_say_full(vacuum: &ast::Vacuum) -> bool {
     })
 }
 
-/// The first qualified name under `node`.
-fn first_path(node: &SyntaxNode) -> Option<ast::Path> {
-    node.descendants().find_map(ast::Path::cast)
+/// The first qualified name under `node` (a name being defined or one referred to).
+fn first_path(node: &SyntaxNode) -> Option<SyntaxNode> {
+    node.descendants()
+        .find(|n| matches!(n.kind(), SyntaxKind::PATH | SyntaxKind::PATH_REF))
 }
 
 /// A relation as written, without `ONLY` and a trailing `*`, whitespace squeezed.
