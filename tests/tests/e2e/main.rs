@@ -15,6 +15,7 @@ mod harness;
 mod isolation;
 mod migrate;
 mod provision;
+mod safety_lint;
 mod schema_check;
 mod support;
 mod transaction_context;
