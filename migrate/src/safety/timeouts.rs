@@ -1,11 +1,12 @@
 //! `require-lock-timeout` and `require-statement-timeout`, in the runner's context.
 //!
 //! squawk asks every file to `SET lock_timeout` itself before a slow statement. This runner
-//! sets `lock_timeout` (10 s by default, `--lock-timeout`) and `statement_timeout`
-//! (`--statement-timeout`) for every file as session defaults, so a file needs neither;
-//! what defeats them is a file that turns one off (`SET lock_timeout = 0`). After that, each
-//! statement that may wait on a lock or run long is a finding, until the file turns the
-//! timeout on again. `RESET` and `SET ... TO DEFAULT` restore the runner's value.
+//! sets `lock_timeout` for every file (10 s by default, `--lock-timeout`), and
+//! `statement_timeout` when the operator asks for one (`--statement-timeout`), as session
+//! defaults (startup options), so a file needs neither; what defeats them is a file that
+//! turns one off (`SET lock_timeout = 0`). After that, each statement that may wait on a
+//! lock or run long is a finding, until the file turns the timeout on again. `RESET` and
+//! `SET ... TO DEFAULT` restore the runner's value, so they turn it on again.
 
 use squawk_linter::analyze::possibly_slow_stmt;
 use squawk_syntax::ast::{self, AstNode};
@@ -52,7 +53,7 @@ pub fn check(parse: &Parse<SourceFile>) -> Vec<Hit> {
                             message: format!(
                                 "runs after the file turned {name} off: a statement queued behind a long transaction blocks every later query on its table for as long as it waits"
                             ),
-                            instead: "remove the SET that turns it off: the runner sets lock_timeout (10 s, --lock-timeout) and statement_timeout (--statement-timeout) for every file",
+                            instead: "remove the SET that turns it off: the runner sets lock_timeout (10 s, --lock-timeout) and, when asked, statement_timeout (--statement-timeout) for every file",
                             stmt: stmt.clone(),
                         });
                     }
