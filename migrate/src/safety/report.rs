@@ -79,14 +79,16 @@ impl Report for SafetyLint {
             out.push_str(&format!("{}: {}\n", self.severity(), finding.describe()));
         }
         out.push_str(&self.directory.text());
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let files = if self.directory.since.is_some() {
-            format!("{} new files", self.linted)
+            plural(self.linted, "new file", "new files")
         } else {
-            format!("{} files", self.linted)
+            plural(self.linted, "file", "files")
         };
         out.push_str(&format!(
-            "\nsafety: {} findings in {files}{}",
-            self.findings.len(),
+            "\nsafety: {} in {files}{}",
+            plural(self.findings.len(), "finding", "findings"),
             if self.deny_warnings && !self.findings.is_empty() {
                 " (--deny-warnings: fix them, or allow each with `-- dreichor:allow <rule> <reason>` on the line above the statement)"
             } else {
