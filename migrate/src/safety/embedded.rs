@@ -6,7 +6,9 @@
 //! body; each `EXECUTE` whose argument is one string literal (no concatenation, no
 //! variables: the text that runs is known) is parsed and linted as SQL of its own, and its
 //! findings are mapped back through the literal's escapes and the body's quoting to the line
-//! and column in the file.
+//! and column in the file. One rule applies only here: a statement PostgreSQL refuses inside
+//! a transaction block (`VACUUM`, `CREATE INDEX CONCURRENTLY`, ...) fails inside a `DO`
+//! block whatever the file's mode (`cannot-run-in-a-function`).
 
 use rowan::{TextRange, TextSize};
 use squawk_syntax::ast::{self, AstNode};
@@ -15,6 +17,9 @@ use squawk_syntax::plpgsql::Plpgsql;
 use squawk_syntax::{Parse, SourceFile};
 
 use super::Raw;
+
+/// The rule for a statement in an `EXECUTE` that PostgreSQL refuses inside a function.
+pub const CANNOT_RUN_IN_A_FUNCTION: &str = "cannot-run-in-a-function";
 
 /// The SQL of one `EXECUTE '<constant>'`, and how to find its bytes in the file.
 #[derive(Debug)]
@@ -40,8 +45,23 @@ impl Embedded {
     /// The findings in the SQL, at their offsets in the file.
     pub(crate) fn lint(&self, transactional: bool) -> Vec<Raw> {
         let parse = SourceFile::parse(self.sql());
-        super::lint_parsed(&parse, self.sql(), transactional)
-            .into_iter()
+        let mut raw = super::lint_parsed(&parse, self.sql(), transactional);
+        // What PostgreSQL refuses inside a transaction block it refuses inside a function
+        // too ("cannot be executed from a function"), so also in a no-transaction file.
+        let words = common::sql::words(self.sql());
+        if let Some(command) = common::transaction_context::refused_in_transaction(&words) {
+            raw.push(Raw {
+                offset: 0,
+                statement_offset: 0,
+                rule: CANNOT_RUN_IN_A_FUNCTION.into(),
+                message: format!(
+                    "`{command}` cannot be executed from a function or a DO block (PostgreSQL error 25001), whatever the file's transaction mode"
+                ),
+                instead: Some("the statement on its own, outside the DO block, in a file whose first line is `-- dreichor:no-transaction`"),
+                lock: None,
+            });
+        }
+        raw.into_iter()
             .map(|mut raw| {
                 raw.offset = self.file_offset(raw.offset);
                 raw.statement_offset = self.file_offset(raw.statement_offset);

@@ -368,3 +368,20 @@ fn a_statement_run_by_execute_in_a_do_block_is_linted_at_its_line() {
     let sql = "DO $$\nBEGIN\n  -- dreichor:allow require-concurrent-index-creation orders is empty in every environment\n  EXECUTE 'CREATE INDEX i ON orders (a)';\nEND $$;\n";
     assert_eq!(findings(sql), []);
 }
+
+#[test]
+fn a_statement_that_cannot_run_in_a_function_is_a_finding_inside_a_do_block() {
+    for marker in ["", "-- dreichor:no-transaction\n"] {
+        let sql = format!("{marker}DO $$\nBEGIN\n  EXECUTE 'VACUUM orders';\nEND $$;\n");
+        let found = findings(&sql);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].rule, "cannot-run-in-a-function");
+        assert!(
+            found[0].message.contains("`VACUUM`"),
+            "{}",
+            found[0].message
+        );
+    }
+    let sql = "DO $$\nBEGIN\n  EXECUTE 'ANALYZE orders';\nEND $$;\n";
+    assert_eq!(findings(sql), []);
+}
