@@ -14,7 +14,8 @@
 //! - [`timeouts`]: `require-lock-timeout` / `require-statement-timeout`, which the runner's
 //!   own settings satisfy unless the file turns them off;
 //! - [`embedded`]: statements run by `EXECUTE '<constant>'` in a `DO` block, which squawk
-//!   does not look into, linted too and reported at their line in the file;
+//!   does not look into, linted too and reported at their line in the file (and
+//!   `cannot-run-in-a-function` for what PostgreSQL refuses there);
 //! - [`allow`]: `-- dreichor:allow <rule> <reason>` on the line before a statement;
 //! - [`since`]: with `lint --since REV`, only the files new since REV are linted;
 //! - [`report`]: findings in `migrate lint` and under each file of `migrate --dry-run`.
@@ -137,9 +138,13 @@ pub(crate) struct Raw {
     pub offset: usize,
     /// Where the statement begins.
     pub statement_offset: usize,
+    /// The rule's name.
     pub rule: String,
+    /// One line: what is wrong.
     pub message: String,
+    /// What to write instead.
     pub instead: Option<&'static str>,
+    /// The lock the statement takes, when known.
     pub lock: Option<Lock>,
 }
 
