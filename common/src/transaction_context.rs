@@ -23,10 +23,10 @@
 //! - `ALTER SYSTEM`;
 //! - `CREATE DATABASE`, `DROP DATABASE`, `ALTER DATABASE ... SET TABLESPACE`;
 //! - `CREATE TABLESPACE`, `DROP TABLESPACE`;
-//! - `CREATE SUBSCRIPTION` (its default `create_slot = true` creates a replication slot).
+//! - `CREATE SUBSCRIPTION` (its default `create_slot = true` creates a replication slot);
+//! - `DISCARD ALL` (the other `DISCARD` forms are allowed).
 //!
-//! `DISCARD ALL` is refused too, but by discovery's advisory-lock rule. Not listed, because
-//! PostgreSQL 15 allows them in a transaction: `ALTER TYPE ... ADD VALUE` (since 12),
+//! Not listed, because PostgreSQL 15 allows them in a transaction: `ALTER TYPE ... ADD VALUE` (since 12),
 //! `REFRESH MATERIALIZED VIEW CONCURRENTLY`, `ANALYZE`, `CLUSTER table`.
 
 /// The command a statement starts with when PostgreSQL refuses it inside a transaction
@@ -105,6 +105,9 @@ pub fn refused_in_transaction(words: &[&str]) -> Option<&'static str> {
     }
     if is(0, "vacuum") {
         return Some("VACUUM");
+    }
+    if is(0, "discard") && is(1, "all") {
+        return Some("DISCARD ALL");
     }
     // `CLUSTER`, `CLUSTER VERBOSE`, `CLUSTER (VERBOSE)`: no table named.
     if is(0, "cluster") && words[1..].iter().all(|w| w.eq_ignore_ascii_case("verbose")) {
@@ -205,6 +208,7 @@ mod tests {
             "REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
             "SELECT 'VACUUM'",
             "ALTER TABLE t ADD COLUMN vacuum_at timestamptz",
+            "DISCARD TEMP",
         ] {
             assert_eq!(refused(statement), None, "{statement}");
         }

@@ -30,6 +30,7 @@ const REFUSED: &[&str] = &[
     "CREATE TABLESPACE ts LOCATION '/nonexistent'",
     "DROP TABLESPACE pg_default",
     "CREATE SUBSCRIPTION s CONNECTION 'host=127.0.0.1 port=1' PUBLICATION p",
+    "DISCARD ALL",
 ];
 
 /// Statements with the same leading words that PostgreSQL 15 runs in a transaction.
@@ -44,6 +45,8 @@ const ALLOWED: &[&str] = &[
     "ALTER DATABASE {db} SET work_mem = '64MB'",
     "ALTER TYPE mood ADD VALUE 'meh'",
     "REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
+    "DISCARD TEMP",
+    "DISCARD PLANS",
 ];
 
 const SETUP: &str = "CREATE TABLE t (a int);
