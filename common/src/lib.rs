@@ -7,6 +7,7 @@
 //! - [`config`]: the environment and `DATABASE_URL` validation and redaction;
 //! - [`migrations`]: discovery of migration files, naming rules, checksums;
 //! - [`sql`]: a PostgreSQL-aware lexer (statements, transaction control, line numbers);
+//! - [`transaction_context`]: statements PostgreSQL refuses inside a transaction block;
 //! - [`plan`]: pure reconciliation of applied rows with the files on disk;
 //! - [`history`]: the append-only check against git (`lint --since`);
 //! - [`lint`]: the offline directory check behind `migrate lint`;
@@ -44,5 +45,6 @@ pub mod role;
 pub mod runner;
 pub mod sql;
 pub mod tracking;
+pub mod transaction_context;
 
 pub use error::{Error, ExitCode};

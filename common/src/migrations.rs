@@ -13,7 +13,8 @@
 //!
 //! The lexer ([`crate::sql`]) checks each file here, before anything runs: unterminated
 //! quotes or comments, psql meta-commands, and transaction control (a file runs inside the
-//! runner's transaction, so its own `COMMIT` would split it from its tracking row).
+//! runner's transaction, so its own `COMMIT` would split it from its tracking row), and
+//! statements PostgreSQL refuses inside a transaction block ([`crate::transaction_context`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::sql;
+use crate::transaction_context;
 
 /// The first line that makes a file run outside a transaction, statement by statement (for
 /// `CREATE INDEX CONCURRENTLY` and the like, which PostgreSQL refuses inside a transaction).
@@ -416,6 +418,13 @@ fn parse(
         ));
     }
     for statement in &lexed.statements {
+        if transactional {
+            if let Some(command) =
+                transaction_context::refused_in_transaction(&sql::words(statement.text(&sql)))
+            {
+                errors.push(refused_in_transaction(name, &sql, statement, command));
+            }
+        }
         if copies_with_client(statement.text(&sql)) {
             let at = statement
                 .first_token_offset(&sql)
@@ -493,6 +502,23 @@ fn unsendable(name: &str, text: &str) -> Option<DirectoryError> {
         ));
     }
     None
+}
+
+/// The error for a statement PostgreSQL would refuse in the file's transaction.
+fn refused_in_transaction(
+    name: &str,
+    sql: &str,
+    statement: &sql::Statement,
+    command: &str,
+) -> DirectoryError {
+    let at = statement.first_token_offset(sql).unwrap_or(statement.start);
+    DirectoryError::at(
+        name,
+        sql::line_col(sql, at),
+        format!(
+            "`{command}` cannot run inside a transaction block (PostgreSQL error 25001), and this file runs in one with its tracking row; nothing was run: move the statement to a file of its own whose first line is `{NO_TRANSACTION_MARKER}`"
+        ),
+    )
 }
 
 /// `COPY ... FROM STDIN` / `TO STDOUT`: the data would stream between the server and psql,
@@ -719,6 +745,26 @@ mod tests {
         let fine = dir_with(&[(
             "001_a.sql",
             "COPY t FROM '/srv/seed.csv';\nSELECT 'copy x from stdin';\n-- COPY t FROM stdin;\n",
+        )]);
+        assert!(discover(fine.path()).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_statement_that_cannot_run_in_the_files_transaction() {
+        let dir = dir_with(&[(
+            "001_a.sql",
+            "CREATE TABLE t (a int);\n-- index it\nCREATE INDEX CONCURRENTLY t_a ON t (a);\n",
+        )]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].location, Some((3, 1)));
+        assert!(errors[0]
+            .message
+            .contains("`CREATE INDEX CONCURRENTLY` cannot run inside a transaction block"));
+        assert!(errors[0].message.contains(NO_TRANSACTION_MARKER));
+        let fine = dir_with(&[(
+            "001_a.sql",
+            "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (a);\nVACUUM t;\n",
         )]);
         assert!(discover(fine.path()).is_ok());
     }

@@ -1,7 +1,8 @@
 //! `migrate`: the operator's one-shot migration runner.
 //!
 //! Parses flags, calls `common`, prints, and maps the outcome to an exit code. The rules and
-//! all SQL live in `common` (`runner`, `apply`, `lint`). Canonical entry point for operators:
+//! all SQL live in `common` (`runner`, `apply`, `lint`), except the safety lint, which only
+//! this tool runs ([`safety`]). Canonical entry point for operators:
 //! `infra/db/migrate.sh`, which builds and runs this binary.
 
 use std::path::Path;
@@ -14,6 +15,8 @@ use common::cli::{DirArgs, Output, TargetArgs};
 use common::migrations::{discover, Migration};
 use common::runner::{self, Options};
 use common::Error;
+
+pub mod safety;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -43,8 +46,9 @@ enum Command {
     /// Print the state of every migration (applied, pending, modified, missing file, out of
     /// order); changes nothing. Exit 0 when the state could be read.
     Status(StatusArgs),
-    /// Check the migrations directory offline (no DATABASE_URL needed): exit 0 when clean
-    /// (warnings allowed), 2 with every violation listed.
+    /// Check the migrations directory offline (no DATABASE_URL needed), and each statement
+    /// for what it locks and what can take production down: exit 0 when the directory is
+    /// clean (safety findings are warnings), 2 with every violation listed.
     Lint(LintArgs),
     /// Print the manifest of the directory (versions and checksums, JSON) for
     /// `schema-check --manifest` and for embedding in the runtime; offline.
@@ -98,8 +102,14 @@ struct LintArgs {
 
     /// Also enforce append-only against this git revision: every file there must be
     /// unchanged, every new file must sort after the last one there (CI: the base branch).
+    /// Only the files new since REV are linted for safety (old files cannot change).
     #[arg(long, value_name = "REV")]
     since: Option<String>,
+
+    /// Safety findings are errors (exit 2), as in CI. A finding is silenced only in the file,
+    /// by `-- dreichor:allow <rule> <reason>` on the line directly above the statement.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 /// Runs the tool; the binary's `main`.
@@ -126,9 +136,10 @@ pub fn main() -> std::process::ExitCode {
         }
         Some(Command::Lint(args)) => {
             let out = Output::new("migrate", args.dir.format);
-            out.finish(Ok::<_, Error>(common::lint::lint(
+            out.finish(Ok::<_, Error>(safety::report::lint(
                 &args.dir.dir,
                 args.since.as_deref(),
+                args.deny_warnings,
             )))
         }
     }
@@ -146,7 +157,7 @@ impl common::cli::Report for Manifest {
     }
 }
 
-fn apply(args: &ApplyArgs, out: &Output) -> Result<runner::Summary, Error> {
+fn apply(args: &ApplyArgs, out: &Output) -> Result<safety::report::Run, Error> {
     let (env, url) = args.target.resolve()?;
     let files = read_dir(&args.target.dir.dir, out)?;
     let options = Options {
@@ -165,7 +176,8 @@ fn apply(args: &ApplyArgs, out: &Output) -> Result<runner::Summary, Error> {
         files.len(),
         args.target.dir.dir.display()
     ));
-    runner::migrate(&url, env, &files, &options, &mut |line| out.progress(line))
+    let summary = runner::migrate(&url, env, &files, &options, &mut |line| out.progress(line))?;
+    Ok(safety::report::Run::new(summary, &files))
 }
 
 fn status(args: &StatusArgs, out: &Output) -> Result<runner::Status, Error> {

@@ -16,5 +16,7 @@ mod isolation;
 mod least_privilege;
 mod migrate;
 mod provision;
+mod safety_lint;
 mod schema_check;
 mod support;
+mod transaction_context;

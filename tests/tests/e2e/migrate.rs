@@ -368,17 +368,18 @@ fn a_failing_no_transaction_file_says_what_ran_and_records_nothing() {
 }
 
 #[test]
-fn a_concurrent_index_in_a_transactional_file_gets_a_hint() {
+fn a_concurrent_index_in_a_transactional_file_is_refused_before_anything_runs() {
     let f = Project::start();
     f.write(
         "001_t.sql",
         "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
     );
     let out = f.migrate(&[]);
-    out.assert_code(1);
-    out.assert_stderr("25001");
+    out.assert_code(2);
+    out.assert_stderr("001_t.sql:2:1: `CREATE INDEX CONCURRENTLY` cannot run inside a transaction block (PostgreSQL error 25001)");
     out.assert_stderr("-- dreichor:no-transaction");
     assert!(!f.table_exists("t"));
+    assert!(!f.table_exists("dreichor_schema_migrations"));
 }
 
 #[test]
