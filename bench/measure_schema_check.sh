@@ -6,7 +6,7 @@
 # the `postgres` OS user, fsync off, a free port, never the system server on 5432) and removes
 # it afterwards, whatever happens.
 #
-#   tests/measure_schema_check.sh [MIGRATIONS] [RUNS]      defaults: 1000 30
+#   bench/measure_schema_check.sh [MIGRATIONS] [RUNS]      defaults: 1000 30
 #
 # Needs the release binaries: cargo build --release -p migrate -p schema-check
 set -euo pipefail

@@ -1,6 +1,9 @@
 //! Flags and output shared by the three tools, so that `--env`, `--dir` and `--format` are
 //! spelled, documented and handled the same everywhere.
 //!
+//! A crate of its own so that `common`, which the runtime embeds for its startup check, does
+//! not depend on `clap`.
+//!
 //! Output rules (SPEC.md): with `--format json` exactly one JSON document goes to stdout, on
 //! success and on failure alike, and everything else (progress, warnings) goes to stderr. With
 //! `--format text` the result goes to stdout and progress and errors to stderr.
@@ -10,8 +13,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::config::{self, DbUrl, Env};
-use crate::error::{Error, ExitCode};
+use common::config::{self, DbUrl, Env};
+use common::error::{Error, ExitCode};
+pub use common::report::{human_duration, Report};
 
 /// The output format.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,18 +64,6 @@ impl TargetArgs {
         let env = self.resolve_env()?;
         let url = DbUrl::from_process_env("DATABASE_URL", env.database())?;
         Ok((env, url))
-    }
-}
-
-/// Something a tool reports on success (and, for `schema-check`, on an incompatible verdict).
-pub trait Report {
-    /// The text for stdout.
-    fn text(&self) -> String;
-    /// The JSON document for stdout.
-    fn json(&self) -> Value;
-    /// The exit code the report stands for (a verdict can be a failure without an error).
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Success
     }
 }
 
@@ -182,20 +174,9 @@ fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
             .any(|pair| pair[0] == "--format" && pair[1] == "json")
 }
 
-/// A sub-second-aware duration for progress lines: `12 ms`, `1.42 s`.
-pub fn human_duration(d: std::time::Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.2} s", ms / 1000.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn json_is_wanted_in_both_spellings() {
@@ -210,11 +191,5 @@ mod tests {
         assert!(wants_json(args(&["--bogus", "--format=json"]).into_iter()));
         assert!(!wants_json(args(&["--format", "text"]).into_iter()));
         assert!(!wants_json(args(&["json"]).into_iter()));
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_millis(12)), "12 ms");
-        assert_eq!(human_duration(Duration::from_millis(1420)), "1.42 s");
     }
 }

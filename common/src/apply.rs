@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 use postgres::error::ErrorPosition;
 use postgres::Client;
 
-use crate::cli::human_duration;
 use crate::error::describe_pg;
 use crate::lock::Hold;
 use crate::migrations::Migration;
+use crate::report::human_duration;
 use crate::sql;
 use crate::tracking;
 

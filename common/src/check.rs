@@ -39,13 +39,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::Report;
 use crate::config::{DbUrl, Env};
 use crate::connect::{self, check_identity, identity_query, result_sets};
 use crate::error::{Error, ExitCode};
 use crate::lock::{self, Holder};
 use crate::migrations::Migration;
 use crate::plan::{reconcile, Known, State};
+use crate::report::Report;
 use crate::tracking;
 
 /// The application name of the check's session.

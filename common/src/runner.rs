@@ -13,13 +13,13 @@ use serde_json::{json, Value};
 
 use crate::apply::{self, Settings};
 use crate::cancel::CancelOnSignal;
-use crate::cli::{human_duration, Report};
 use crate::config::{DbUrl, Env};
 use crate::connect::{self, failed};
 use crate::error::Error;
 use crate::lock::{self, Acquired};
 use crate::migrations::Migration;
 use crate::plan::{self, reconcile, Entry, Known, State};
+use crate::report::{human_duration, Report};
 use crate::tracking::{self, Shape};
 
 /// The application name the runner's sessions show in `pg_stat_activity`.

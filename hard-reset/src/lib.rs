@@ -2,18 +2,20 @@
 //!
 //! Parses flags, asks the operator (with `dialoguer`), and maps the outcome to an exit code.
 //! The rules, the steps, all SQL and the handling of Ctrl-C during the destructive steps live
-//! in `common::reset`. A SIGINT, SIGTERM or SIGHUP during steps 4 to 6 is held until the
+//! in [`reset`]. A SIGINT, SIGTERM or SIGHUP during steps 4 to 6 is held until the
 //! database is recreated and migrated: the reset then comes back as a summary that says it was
 //! interrupted, with exit code 0 when every step succeeded (or as a step failure, exit 1).
+
+pub mod reset;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+use crate::reset::{Backup, Operator, Request};
 use clap::{Args, Parser};
-use common::cli::{Output, TargetArgs};
+use cli::{Output, TargetArgs};
 use common::config::{DbUrl, ADMIN_DATABASE, ADMIN_DATABASE_URL};
 use common::migrations::discover;
-use common::reset::{self, Backup, Operator, Request};
 use common::Error;
 
 const EXIT_CODES: &str = "\
@@ -95,7 +97,7 @@ impl Operator for Terminal {
 
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    let cli: Cli = common::cli::parse_args(None);
+    let cli: Cli = cli::parse_args(None);
     let out = Output::new("hard-reset", cli.target.dir.format);
     out.finish(run(&cli))
 }

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::migrations::{checksum_of_bytes, DirectoryError};
+use common::migrations::{checksum_of_bytes, DirectoryError};
 
 /// Compares `dir` as it is now with `dir` at git revision `rev`. Returns every violation
 /// (empty when the directory only grew at its end); an `Err` when the comparison cannot be

@@ -1,17 +1,21 @@
 //! `migrate`: the operator's one-shot migration runner.
 //!
 //! Parses flags, calls `common`, prints, and maps the outcome to an exit code. The rules and
-//! all SQL live in `common` (`runner`, `apply`, `lint`), except the safety lint, which only
-//! this tool runs ([`safety`]). Canonical entry point for operators:
+//! all SQL live in `common` (`runner`, `apply`); what only `migrate` runs lives here: [`lint`]
+//! (offline), [`append_only`] (against git) and the safety lint ([`safety`]). Canonical
+//! entry point for operators:
 //! `infra/db/migrate.sh`, which builds and runs this binary.
+
+pub mod append_only;
+pub mod lint;
 
 use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use cli::{DirArgs, Output, TargetArgs};
 use common::apply::Settings;
 use common::check::Expected;
-use common::cli::{DirArgs, Output, TargetArgs};
 use common::migrations::{discover, Migration};
 use common::runner::{self, Options};
 use common::Error;
@@ -114,7 +118,7 @@ struct LintArgs {
 
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    let cli: Cli = common::cli::parse_args(None);
+    let cli: Cli = cli::parse_args(None);
     match cli.command {
         None => {
             let out = Output::new("migrate", cli.apply.target.dir.format);
@@ -127,7 +131,7 @@ pub fn main() -> std::process::ExitCode {
         Some(Command::Manifest(args)) => {
             // The manifest is JSON whatever --format says, and an error goes to stderr only,
             // never into the file stdout is redirected to.
-            let out = Output::new("migrate", common::cli::Format::Text);
+            let out = Output::new("migrate", cli::Format::Text);
             out.finish(
                 discover(&args.dir)
                     .map(|found| Manifest(Expected::from_migrations(&found.migrations)))
@@ -148,7 +152,7 @@ pub fn main() -> std::process::ExitCode {
 /// The manifest document, printed as JSON whatever the format.
 struct Manifest(Expected);
 
-impl common::cli::Report for Manifest {
+impl cli::Report for Manifest {
     fn text(&self) -> String {
         self.0.to_manifest().to_string()
     }

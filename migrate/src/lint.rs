@@ -1,16 +1,16 @@
 //! `migrate lint`: every directory rule, offline, with every violation listed.
 //!
 //! The same discovery the runner uses (so lint and migrate can never disagree about a file),
-//! plus, with `--since REV`, the append-only check against git ([`crate::history`]).
+//! plus, with `--since REV`, the append-only check against git ([`crate::append_only`]).
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::cli::Report;
-use crate::error::ExitCode;
-use crate::history;
-use crate::migrations::{discover, DirectoryError, Warning};
+use crate::append_only;
+use common::error::ExitCode;
+use common::migrations::{discover, DirectoryError, Warning};
+use common::report::Report;
 
 /// The result of a lint run.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,7 @@ pub fn lint(dir: &Path, since: Option<&str>) -> LintReport {
         Err(errors) => report.errors = errors,
     }
     if let Some(rev) = since {
-        match history::check_since(dir, rev) {
+        match append_only::check_since(dir, rev) {
             Ok(errors) => report.errors.extend(errors),
             Err(error) => report.errors.push(error),
         }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use cli::{Output, TargetArgs};
 use common::check::{CheckOptions, CheckReport, Expected};
-use common::cli::{Output, TargetArgs};
 use common::migrations::discover;
 use common::Error;
 
@@ -52,7 +52,7 @@ struct Cli {
 
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
-    let cli: Cli = common::cli::parse_args(Some(serde_json::json!({"compatible": false})));
+    let cli: Cli = cli::parse_args(Some(serde_json::json!({"compatible": false})));
     // The deploy agent reads "compatible" from every JSON document, errors included.
     let out = Output::new("schema-check", cli.target.dir.format)
         .with_error_fields(serde_json::json!({"compatible": false}));

@@ -18,9 +18,9 @@
 
 use postgres::Client;
 
-use crate::connect::{self, literal, rows};
-use crate::error::Error;
 use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
+use common::connect::{self, literal, rows};
+use common::error::Error;
 
 /// How long the admin session waits for a lock before its statement fails (55P03).
 pub(super) const LOCK_TIMEOUT: &str = "10s";
@@ -62,7 +62,7 @@ pub(super) fn open(request: &Request) -> Result<Client, Error> {
         .map_err(|e| connect::failed(&request.admin, "checking the admin connection", &e))?;
     let row = rows(&messages).into_iter().next().unwrap_or_default();
     let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    if field(0) != crate::config::ADMIN_DATABASE {
+    if field(0) != common::config::ADMIN_DATABASE {
         return Err(Error::Refused(format!(
             "the admin connection ({}) landed in database {:?}, not postgres; nothing was changed",
             request.admin.redacted(),

@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::cli::human_duration;
-use crate::config::DbUrl;
 use crate::reset::command::{stderr_for_child, without_secrets};
 use crate::reset::{Operator, Request, BACKUP_APPLICATION, CONNECT_TIMEOUT};
+use common::config::DbUrl;
+use common::report::human_duration;
 
 /// Where `name` (a PostgreSQL client program) is: in `PG_BIN` when set, else the first one on
 /// `PATH`.
@@ -85,7 +85,7 @@ pub fn libpq_env(url: &DbUrl) -> (Vec<OsString>, Vec<(String, String)>) {
 ///
 /// ```
 /// use std::path::Path;
-/// use common::reset::partial_path;
+/// use hard_reset::reset::partial_path;
 /// assert_eq!(partial_path(Path::new("/b/prod.dump")), Path::new("/b/prod.dump.partial"));
 /// ```
 pub fn partial_path(file: &Path) -> PathBuf {

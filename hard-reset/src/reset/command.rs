@@ -15,7 +15,7 @@ use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::config::{ADMIN_DATABASE_URL, DATABASE_URL};
+use common::config::{ADMIN_DATABASE_URL, DATABASE_URL};
 
 /// The variables of ours that carry a password: removed from the environment of every child.
 pub(super) const SECRET_VARS: [&str; 2] = [DATABASE_URL, ADMIN_DATABASE_URL];

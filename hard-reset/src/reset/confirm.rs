@@ -6,9 +6,9 @@
 //! and the questions: the database name, and for prod a phrase as well. Any other answer, or
 //! none, aborts with nothing changed (exit 1); no flag stands in for them.
 
-use crate::config::{Env, ADMIN_DATABASE_URL, DATABASE_URL};
-use crate::error::Error;
 use crate::reset::{Backup, Inventory, Operator, Request, PROD_PHRASE};
+use common::config::{Env, ADMIN_DATABASE_URL, DATABASE_URL};
+use common::error::Error;
 
 /// Names the environment, the database, both URLs (redacted) and the migrations directory.
 pub(super) fn introduce(request: &Request, operator: &mut dyn Operator) {

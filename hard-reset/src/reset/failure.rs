@@ -5,9 +5,9 @@
 //! The state is the part an operator needs most: after the drop, the database is gone until
 //! someone recreates it, so the message carries the very statements that do.
 
-use crate::error::Error;
 use crate::reset::interrupt::Interruption;
 use crate::reset::{Request, STEPS};
+use common::error::Error;
 
 /// The state a failure leaves the database in; part of every step failure's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,9 +88,9 @@ pub(super) fn step_failed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Env;
     use crate::reset::fixtures::{admin_url, dev_url, recorded, request};
     use crate::reset::Backup;
+    use common::config::Env;
 
     #[test]
     fn every_failure_says_the_step_and_the_state() {
@@ -124,7 +124,7 @@ mod tests {
         assert!(text.contains("run infra/db/migrate.sh --env dev"), "{text}");
         assert_eq!(
             step_failed(&r, 6, "x", &State::RecreatedNotMigrated, None).exit_code(),
-            crate::ExitCode::Failed
+            common::ExitCode::Failed
         );
     }
     #[test]

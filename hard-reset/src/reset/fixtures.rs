@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::config::{DbUrl, Env};
-use crate::error::Error;
 use crate::reset::{Backup, Recorded, Request};
+use common::config::{DbUrl, Env};
+use common::error::Error;
 
 pub(crate) fn dev_url() -> DbUrl {
     DbUrl::for_env(

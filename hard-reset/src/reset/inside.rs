@@ -23,10 +23,10 @@ use std::fmt;
 
 use postgres::Client;
 
-use crate::connect::{self, result_sets};
-use crate::error::Error;
 use crate::reset::properties::grants_from;
 use crate::reset::{quote_ident, Grant, Request, APPLICATION, CONNECT_TIMEOUT};
+use common::connect::{self, result_sets};
+use common::error::Error;
 
 /// Schema `public`'s owner and privileges.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,13 +316,13 @@ pub(super) fn roles_not_restorable(
     }
     let list = roles
         .iter()
-        .map(|r| crate::connect::literal(r))
+        .map(|r| common::connect::literal(r))
         .collect::<Vec<_>>()
         .join(", ");
     let messages = client.simple_query(&format!(
         "SELECT r FROM pg_catalog.unnest(ARRAY[{list}]::text[]) AS r          WHERE NOT pg_catalog.pg_has_role(current_user, r::name, 'MEMBER') ORDER BY 1"
     ))?;
-    Ok(crate::connect::rows(&messages)
+    Ok(common::connect::rows(&messages)
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
         .collect())
@@ -348,7 +348,8 @@ pub(super) fn restore(
     db: &str,
     recorded: &Inside,
 ) -> Result<Restored, (String, Vec<String>)> {
-    let now = record(client).map_err(|e| (crate::error::describe_pg(&e), by_hand(db, recorded)))?;
+    let now =
+        record(client).map_err(|e| (common::error::describe_pg(&e), by_hand(db, recorded)))?;
     let statements = recorded.restore_statements(&now);
     let shown = || {
         let mut shown = vec![format!("-- connected to the database {db} (psql -d {db})")];
@@ -359,10 +360,10 @@ pub(super) fn restore(
         let batch = format!("BEGIN;\n{};\nCOMMIT", statements.join(";\n"));
         if let Err(e) = client.batch_execute(&batch) {
             let _ = client.batch_execute("ROLLBACK");
-            return Err((crate::error::describe_pg(&e), shown()));
+            return Err((common::error::describe_pg(&e), shown()));
         }
     }
-    let after = record(client).map_err(|e| (crate::error::describe_pg(&e), shown()))?;
+    let after = record(client).map_err(|e| (common::error::describe_pg(&e), shown()))?;
     Ok((shown(), recorded.differences(&after)))
 }
 

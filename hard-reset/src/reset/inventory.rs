@@ -11,11 +11,11 @@ use std::fmt;
 
 use postgres::Client;
 
-use crate::connect::{self, rows};
-use crate::error::Error;
 use crate::reset::sessions::{self, Session};
 use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
-use crate::tracking::{self, Shape};
+use common::connect::{self, rows};
+use common::error::Error;
+use common::tracking::{self, Shape};
 
 /// Tables up to this size get an exact row count; larger ones show the planner's estimate
 /// (`pg_class.reltuples`), because counting a big table could take minutes.
@@ -153,7 +153,7 @@ pub struct AppliedMigrations {
 pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, Error> {
     let db = request.database();
     let mut env = connect::open(&request.url, request.env, APPLICATION, CONNECT_TIMEOUT)?;
-    crate::role::require_schema_owner(&mut env, &request.url, request.env, "hard-reset")?;
+    common::role::require_schema_owner(&mut env, &request.url, request.env, "hard-reset")?;
     let failed = |what: &str, e: &postgres::Error| connect::failed(&request.url, what, e);
     // Bounded: the runtime is still running and may hold locks.
     // Pinned search_path: what is shown must be what is there, whatever the role's settings.

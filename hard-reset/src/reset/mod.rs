@@ -82,7 +82,7 @@ mod summary;
 
 use std::time::Duration;
 
-use crate::error::Error;
+use common::error::Error;
 
 pub use backup::{find_program, libpq_env, partial_path, pg_dump_command};
 pub use failure::State;

@@ -12,8 +12,8 @@ use std::fmt;
 
 use postgres::Client;
 
-use crate::connect::{literal, result_sets};
 use crate::reset::inside::Inside;
+use common::connect::{literal, result_sets};
 
 /// One `aclitem` of `datacl`, possibly covering several privileges: what one GRANT replays.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,11 +4,11 @@
 //!
 //! The same statements are printed for the operator when step 5 fails after the drop, so they
 //! must be complete on their own. Identifiers are always quoted and values always passed as
-//! literals ([`crate::connect::literal`]): role names come from the catalogue, and settings
+//! literals ([`common::connect::literal`]): role names come from the catalogue, and settings
 //! hold arbitrary text.
 
-use crate::connect::literal;
 use crate::reset::{Recorded, Setting};
+use common::connect::literal;
 
 /// Settings whose stored value is a list of identifiers quoted like `"$user", public`: they
 /// must be replayed element by element, each as its own literal, or the list would come back
@@ -27,7 +27,7 @@ const GUC_LIST_QUOTE: &[&str] = &[
 /// database name is one of two validated constants, because role names come from the
 /// catalogue and may need it.
 pub fn quote_ident(name: &str) -> String {
-    crate::connect::identifier(name)
+    common::connect::identifier(name)
 }
 
 impl Recorded {

@@ -12,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{DbUrl, Env, ADMIN_DATABASE_URL, DATABASE_URL};
-use crate::error::Error;
-use crate::migrations::Migration;
 use crate::reset::partial_path;
+use common::config::{DbUrl, Env, ADMIN_DATABASE_URL, DATABASE_URL};
+use common::error::Error;
+use common::migrations::Migration;
 
 /// Refuses (exit 2) unless a person is at a terminal: the design document says hard resets
 /// "must be manual ... must never be automated", so no flag can stand in for the prompts, and
@@ -24,7 +24,7 @@ use crate::reset::partial_path;
 /// stdout is a terminal).
 ///
 /// ```
-/// use common::reset::refuse_unless_manual;
+/// use hard_reset::reset::refuse_unless_manual;
 /// assert!(refuse_unless_manual(true, true, None, None).is_ok());
 /// assert!(refuse_unless_manual(false, true, None, None).is_err());
 /// assert!(refuse_unless_manual(true, true, Some("true"), None).is_err());
@@ -214,7 +214,7 @@ mod tests {
             (None, Some("x")),
         ] {
             let err = refuse_unless_manual(true, true, ci, gha).unwrap_err();
-            assert_eq!(err.exit_code(), crate::ExitCode::Invalid, "{err}");
+            assert_eq!(err.exit_code(), common::ExitCode::Invalid, "{err}");
             assert!(err.to_string().contains("never automated"), "{err}");
         }
     }
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn no_terminal_is_refused() {
         let err = refuse_unless_manual(false, true, None, None).unwrap_err();
-        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        assert_eq!(err.exit_code(), common::ExitCode::Invalid);
         assert!(err.to_string().contains("not a terminal"), "{err}");
         assert!(refuse_unless_manual(true, false, None, None).is_err());
     }
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn the_admin_url_must_be_on_the_same_port() {
         let err = request(Env::Dev, dev_url(), admin_url(5432), Backup::NotAsked).unwrap_err();
-        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        assert_eq!(err.exit_code(), common::ExitCode::Invalid);
         let text = err.to_string();
         assert!(
             text.contains("port 5432") && text.contains("port 5433"),
@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn prod_needs_a_backup_decision() {
         let err = request(Env::Prod, prod_url(), admin_url(5433), Backup::NotAsked).unwrap_err();
-        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        assert_eq!(err.exit_code(), common::ExitCode::Invalid);
         assert!(err.to_string().contains("--no-backup"), "{err}");
         request(Env::Prod, prod_url(), admin_url(5433), Backup::Declined).unwrap();
     }
@@ -263,7 +263,7 @@ mod tests {
             Backup::To(file.clone()),
         )
         .unwrap_err();
-        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        assert_eq!(err.exit_code(), common::ExitCode::Invalid);
         assert!(err.to_string().contains("exists already"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "an older backup");
 
@@ -293,7 +293,7 @@ mod tests {
         let partial = dir.path().join("prod.dump.partial");
         std::fs::write(&partial, "half a dump").unwrap();
         let err = request(Env::Dev, dev_url(), admin_url(5433), Backup::To(file)).unwrap_err();
-        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        assert_eq!(err.exit_code(), common::ExitCode::Invalid);
         let text = err.to_string();
         assert!(text.contains(&partial.display().to_string()), "{text}");
         assert!(text.contains("NOT a usable backup"), "{text}");
@@ -311,6 +311,6 @@ mod tests {
             Backup::NotAsked,
         )
         .unwrap_err();
-        assert_eq!(err.exit_code(), crate::ExitCode::Invalid);
+        assert_eq!(err.exit_code(), common::ExitCode::Invalid);
     }
 }

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use crate::cli::human_duration;
-use crate::connect::{literal, rows};
-use crate::error::describe_pg;
 use crate::reset::{Operator, TERMINATE_ANSWER};
+use common::connect::{literal, rows};
+use common::error::describe_pg;
+use common::report::human_duration;
 
 /// After the stop command, how long sessions get to end by themselves before the operator is
 /// asked about them: a stopped client's backend exits a moment after its socket closes.

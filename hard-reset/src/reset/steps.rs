@@ -15,8 +15,6 @@ use std::time::Instant;
 use postgres::error::SqlState;
 use postgres::Client;
 
-use crate::cli::human_duration;
-use crate::error::{describe_pg, Error};
 use crate::reset::admin::LOCK_TIMEOUT;
 use crate::reset::backup::take_backup;
 use crate::reset::command::run_stop_command;
@@ -25,7 +23,9 @@ use crate::reset::inside;
 use crate::reset::interrupt::{Hold, Interruption};
 use crate::reset::properties::{check_recreated, record};
 use crate::reset::{quote_ident, sessions, Backup, Operator, Recorded, Request, Summary, STEPS};
-use crate::runner;
+use common::error::{describe_pg, Error};
+use common::report::human_duration;
+use common::runner;
 
 /// What a drop that timed out waiting for its lock (55P03) adds to the failure: that another
 /// session holds a lock on the database, the sessions that do (when they can be read), and

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{human_duration, Report};
-use crate::config::Env;
 use crate::reset::{Interruption, Recorded};
-use crate::runner;
+use common::config::Env;
+use common::report::{human_duration, Report};
+use common::runner;
 
 /// What a completed reset did; `interrupted` when the operator sent a signal during it.
 #[derive(Debug, Clone)]
@@ -95,8 +95,8 @@ impl Report for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ExitCode;
     use crate::reset::fixtures::recorded;
+    use common::error::ExitCode;
 
     fn summary(interrupted: Option<Interruption>) -> Summary {
         Summary {

@@ -2,16 +2,16 @@
 
 use std::path::Path;
 
-use common::cli::Report;
-use common::lint::LintReport;
+use crate::lint::LintReport;
 use common::migrations::{discover, Migration};
+use common::report::Report;
 use common::runner::Summary;
 use common::ExitCode;
 use serde_json::Value;
 
 use super::{lint_migration, since, Finding};
 
-/// `migrate lint`: the directory rules ([`common::lint`]) and the safety findings.
+/// `migrate lint`: the directory rules ([`crate::lint`]) and the safety findings.
 #[derive(Debug, Clone)]
 pub struct SafetyLint {
     /// The directory rules and, with `--since`, the append-only check.
@@ -27,7 +27,7 @@ pub struct SafetyLint {
 /// Lints `dir`: the directory rules, then the safety rules on every file (with `since`, on
 /// the files new since that revision).
 pub fn lint(dir: &Path, since: Option<&str>, deny_warnings: bool) -> SafetyLint {
-    let directory = common::lint::lint(dir, since);
+    let directory = crate::lint::lint(dir, since);
     // A directory discovery refuses has no files to lint; its errors are the report.
     let mut migrations = discover(dir)
         .map(|found| found.migrations)
