@@ -43,6 +43,7 @@ use crate::config::{DbUrl, Env};
 use crate::connect::{self, check_identity, identity_query, result_sets};
 use crate::error::{Error, ExitCode};
 use crate::lock::{self, Holder};
+use crate::manifest::{Document, ManifestError};
 use crate::migrations::Migration;
 use crate::plan::{reconcile, Known, State};
 use crate::report::Report;
@@ -52,7 +53,7 @@ use crate::tracking;
 pub const APPLICATION: &str = "dreichor-schema-check";
 
 /// The manifest format tag.
-pub const MANIFEST_FORMAT: &str = "dreichor-migrations/1";
+pub use crate::manifest::FORMAT as MANIFEST_FORMAT;
 
 /// The migrations a release expects: versions and checksums.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,42 +73,21 @@ impl Expected {
         }
     }
 
-    /// From a manifest document (see [`Expected::to_manifest`]). A malformed manifest is
-    /// invalid input (exit 2).
-    pub fn from_manifest(text: &str) -> Result<Self, Error> {
-        let bad = |why: &str| {
-            Error::Refused(format!(
-                "the migrations manifest is invalid: {why}; regenerate it with `migrate manifest`"
-            ))
-        };
-        let doc: Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
-        if doc["format"] != MANIFEST_FORMAT {
-            return Err(bad(&format!("\"format\" must be {MANIFEST_FORMAT:?}")));
-        }
-        let list = doc["migrations"]
-            .as_array()
-            .ok_or_else(|| bad("\"migrations\" must be an array"))?;
-        let mut migrations = Vec::with_capacity(list.len());
-        for item in list {
-            match (item["version"].as_str(), item["checksum"].as_str()) {
-                (Some(v), Some(c)) => migrations.push((v.to_string(), c.to_string())),
-                _ => {
-                    return Err(bad(
-                        "every entry needs \"version\" and \"checksum\" strings",
-                    ))
-                }
-            }
-        }
-        migrations.sort();
-        Ok(Expected { migrations })
+    /// From a manifest document (written by `migrate manifest`, see [`crate::manifest`]). A
+    /// malformed manifest is invalid input (exit 2).
+    pub fn from_manifest(text: &str) -> Result<Self, ManifestError> {
+        Ok(Expected::from_document(Document::parse(text)?))
     }
 
-    /// The manifest document: `{"format": ..., "migrations": [{"version", "checksum"}]}`.
-    pub fn to_manifest(&self) -> Value {
-        json!({
-            "format": MANIFEST_FORMAT,
-            "migrations": self.migrations.iter().map(|(v, c)| json!({"version": v, "checksum": c})).collect::<Vec<_>>(),
-        })
+    /// From a parsed manifest.
+    pub fn from_document(doc: Document) -> Self {
+        let mut migrations: Vec<(String, String)> = doc
+            .migrations
+            .into_iter()
+            .map(|entry| (entry.version, entry.checksum))
+            .collect();
+        migrations.sort();
+        Expected { migrations }
     }
 }
 
@@ -629,7 +609,8 @@ mod tests {
     #[test]
     fn manifests_round_trip() {
         let e = expected(&[("001_a", "x"), ("002_b", "y")]);
-        let text = e.to_manifest().to_string();
+        let doc = Document::new(e.migrations.iter().map(|(v, c)| (v.as_str(), c.as_str())));
+        let text = serde_json::to_string(&doc).unwrap();
         assert_eq!(Expected::from_manifest(&text).unwrap(), e);
         assert!(Expected::from_manifest("{}").is_err());
         assert!(Expected::from_manifest("not json").is_err());

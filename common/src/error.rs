@@ -55,6 +55,10 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// A manifest given to `schema-check --manifest` cannot be used. Exit 2.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+
     /// The server could not be reached, timed out, or refused the credentials. Exit 3.
     #[error("cannot reach the database at {url}: {reason}")]
     Unreachable {
@@ -78,7 +82,9 @@ impl Error {
     /// The exit code for this error (SPEC.md, "Exit codes").
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Directory(_) | Error::Refused(_) => ExitCode::Invalid,
+            Error::Config(_) | Error::Directory(_) | Error::Manifest(_) | Error::Refused(_) => {
+                ExitCode::Invalid
+            }
             Error::Unreachable { .. } => ExitCode::Unreachable,
             Error::Drift(_) | Error::Failed(_) => ExitCode::Failed,
         }

@@ -21,6 +21,7 @@
 //! - [`cancel`]: Ctrl-C during a run cancels the running file instead of abandoning it;
 //! - [`runner`]: a whole `migrate` run, its dry run, and `status`;
 //! - [`check`]: the compatibility check of `schema-check` and the runtime;
+//! - [`manifest`]: the manifest document (versions and checksums without the files);
 //! - [`report`]: what a tool reports on success (text, JSON, exit code);
 //! - [`error`]: typed errors and the exit code of each kind.
 //!
@@ -37,6 +38,7 @@ pub mod connect;
 pub mod error;
 pub mod grants;
 pub mod lock;
+pub mod manifest;
 pub mod migrations;
 pub mod plan;
 pub mod report;

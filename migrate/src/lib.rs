@@ -1,13 +1,14 @@
 //! `migrate`: the operator's one-shot migration runner.
 //!
 //! Parses flags, calls `common`, prints, and maps the outcome to an exit code. The rules and
-//! all SQL live in `common` (`runner`, `apply`); what only `migrate` runs lives here: [`lint`]
-//! (offline), [`append_only`] (against git) and the safety lint ([`safety`]). Canonical
-//! entry point for operators:
-//! `infra/db/migrate.sh`, which builds and runs this binary.
+//! all SQL live in `common` (`runner`, `apply`); what only `migrate` runs lives here:
+//! [`lint`] (offline), [`append_only`] (against git), [`manifest`] (writing one) and the
+//! safety lint ([`safety`]). Canonical entry point for operators: `infra/db/migrate.sh`,
+//! which builds and runs this binary.
 
 pub mod append_only;
 pub mod lint;
+pub mod manifest;
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,10 +16,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use cli::{DirArgs, Output, TargetArgs};
 use common::apply::Settings;
-use common::check::Expected;
 use common::migrations::{discover, Migration};
 use common::runner::{self, Options};
 use common::Error;
+use manifest::Manifest;
 
 pub mod safety;
 
@@ -134,7 +135,7 @@ pub fn main() -> std::process::ExitCode {
             let out = Output::new("migrate", cli::Format::Text);
             out.finish(
                 discover(&args.dir)
-                    .map(|found| Manifest(Expected::from_migrations(&found.migrations)))
+                    .map(|found| Manifest::of(&found.migrations))
                     .map_err(Error::Directory),
             )
         }
@@ -146,18 +147,6 @@ pub fn main() -> std::process::ExitCode {
                 args.deny_warnings,
             )))
         }
-    }
-}
-
-/// The manifest document, printed as JSON whatever the format.
-struct Manifest(Expected);
-
-impl cli::Report for Manifest {
-    fn text(&self) -> String {
-        self.0.to_manifest().to_string()
-    }
-    fn json(&self) -> serde_json::Value {
-        self.0.to_manifest()
     }
 }
 

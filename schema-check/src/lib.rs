@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use cli::{Output, TargetArgs};
 use common::check::{CheckOptions, CheckReport, Expected};
+use common::manifest::Document;
 use common::migrations::discover;
 use common::Error;
 
@@ -74,12 +75,7 @@ fn run(cli: &Cli) -> Result<CheckReport, Error> {
     // Connect first and read the migrations while the server answers.
     let in_flight = common::check::start(&url, env, &options)?;
     let expected = match &cli.manifest {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::Refused(format!("cannot read the manifest {}: {e}", path.display()))
-            })?;
-            Expected::from_manifest(&text)?
-        }
+        Some(path) => Expected::from_document(Document::read(path)?),
         None => Expected::from_migrations(
             &discover(&cli.target.dir.dir)
                 .map_err(Error::Directory)?
