@@ -42,12 +42,16 @@
 //!
 //! One file per concern, so that each rule can be read next to its tests:
 //!
-//! - `env`: [`Env`] and [`resolve_env`], from `--env` and `DREICHOR_ENV`;
+//! - `env`: [`Env`], the environment and its database;
+//! - `resolve`: [`resolve_env`], the environment from `--env` and `DREICHOR_ENV`;
 //! - `error`: [`ConfigError`], one variant and one message per rule;
 //! - `url`: [`DbUrl`], the validated parts, how they are shown and the `postgres::Config`
 //!   built from them;
-//! - `parse`: the validating parser, the order of its rules, the scheme, the structure that
-//!   decides where the password ends, and the database;
+//! - `parse`: the validating parser and [`DbUrl`]'s constructors, the order of its rules,
+//!   the scheme, the structure that decides where the password ends, and the database;
+//!
+//! The imports between these files run one way (no circles): `env` and `url` import none of
+//! the others, `error` imports only `env`, and `resolve`, `parse` and the rules build on them.
 //! - `userinfo`, `host` and `query`: the rules for the user and password, for the host and
 //!   port, and for the query parameters;
 //! - `redact`: [`redact`](fn@redact), for strings that failed validation.
@@ -66,12 +70,14 @@ mod parse;
 mod proptests;
 mod query;
 mod redact;
+mod resolve;
 mod url;
 mod userinfo;
 
-pub use env::{resolve_env, resolve_env_from_process, Env};
+pub use env::Env;
 pub use error::ConfigError;
 pub use redact::redact;
+pub use resolve::{resolve_env, resolve_env_from_process};
 pub use url::DbUrl;
 
 /// The variable that holds the URL of the environment's database.

@@ -13,9 +13,75 @@
 //!
 //! Parsing is pure: no name is resolved and nothing is connected to.
 
+use super::env::Env;
 use super::error::ConfigError;
+use super::resolve::read_var;
 use super::url::DbUrl;
-use super::{DATABASE_URL, ENV_VAR};
+use super::{ADMIN_DATABASE, ADMIN_DATABASE_URL, DATABASE_URL, ENV_VAR};
+
+/// The constructors of [`DbUrl`]: every one goes through the [`Parser`]. They live here, not
+/// next to the type, so that `url` (the validated parts) does not depend on the parser that
+/// builds them.
+impl DbUrl {
+    /// Validates `raw` for a tool that connects to `expected_database`; `var` is the
+    /// variable's name for messages (`DATABASE_URL`, `DREICHOR_ADMIN_DATABASE_URL`).
+    ///
+    /// Pure: no DNS, no I/O. An empty `raw` is refused as not set.
+    ///
+    /// ```
+    /// use common::config::DbUrl;
+    /// let url = DbUrl::parse("postgres://dreichor_dev:s3cret@localhost/dreichor_dev",
+    ///                        "DATABASE_URL", "dreichor_dev").unwrap();
+    /// assert_eq!(url.port(), 5432);
+    /// assert_eq!(url.redacted(), "postgres://dreichor_dev:***@localhost:5432/dreichor_dev");
+    /// assert!(DbUrl::parse("postgres://u:p@db.example.com/dreichor_dev",
+    ///                      "DATABASE_URL", "dreichor_dev").is_err());
+    /// ```
+    pub fn parse(
+        raw: &str,
+        var: &'static str,
+        expected_database: &str,
+    ) -> Result<DbUrl, ConfigError> {
+        Parser { raw, var }.parse(expected_database)
+    }
+
+    /// Validates `DATABASE_URL`'s value for `env`: its database must be `env.database()`.
+    pub fn for_env(raw: &str, env: Env) -> Result<DbUrl, ConfigError> {
+        DbUrl::parse(raw, DATABASE_URL, env.database())
+    }
+
+    /// Validates `DREICHOR_ADMIN_DATABASE_URL`'s value: its database must be `postgres`.
+    pub fn for_admin(raw: &str) -> Result<DbUrl, ConfigError> {
+        DbUrl::parse(raw, ADMIN_DATABASE_URL, ADMIN_DATABASE)
+    }
+
+    /// Validates the value of an environment variable as read by the caller: `None` or an
+    /// empty value is refused as [`ConfigError::NotSet`], anything else as by
+    /// [`DbUrl::parse`]. This is the entry point for binaries; `parse` is for values that
+    /// are known to be present.
+    pub fn from_env_var(
+        var: &'static str,
+        value: Option<String>,
+        expected_database: &str,
+    ) -> Result<DbUrl, ConfigError> {
+        match value {
+            Some(raw) if !raw.is_empty() => DbUrl::parse(&raw, var, expected_database),
+            _ => Err(ConfigError::NotSet {
+                var,
+                expected: expected_database.to_owned(),
+            }),
+        }
+    }
+
+    /// [`DbUrl::from_env_var`] with the variable read from the process environment. A value
+    /// that is not valid Unicode is refused (as non-ASCII), not treated as unset.
+    pub fn from_process_env(
+        var: &'static str,
+        expected_database: &str,
+    ) -> Result<DbUrl, ConfigError> {
+        DbUrl::from_env_var(var, read_var(var), expected_database)
+    }
+}
 
 /// The validation of one raw URL, holding what every error needs.
 pub(super) struct Parser<'a> {
