@@ -9,6 +9,7 @@
 //!
 //! - [`config`]: the environment and `DATABASE_URL` validation and redaction;
 //! - [`migrations`]: discovery of migration files, naming rules, checksums;
+//! - [`rules`]: the directory rules, one variant each;
 //! - [`sql`]: a PostgreSQL-aware lexer (statements, transaction control, line numbers);
 //! - [`transaction_context`]: statements PostgreSQL refuses inside a transaction block;
 //! - [`plan`]: pure reconciliation of applied rows with the files on disk;
@@ -43,6 +44,7 @@ pub mod migrations;
 pub mod plan;
 pub mod report;
 pub mod role;
+pub mod rules;
 pub mod runner;
 pub mod sql;
 pub mod tracking;

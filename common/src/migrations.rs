@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use crate::rules::Rule;
 use crate::sql;
 use crate::transaction_context;
 
@@ -47,32 +48,34 @@ pub struct Migration {
     pub blank: bool,
 }
 
-/// A violation of a directory rule. `file` and `location` say where; `message` names the rule
-/// and what to do.
+/// A violation of a directory rule. `file` and `location` say where; `rule` says which rule
+/// is broken (its message says what to do).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryError {
     /// The file name (or the directory, for errors about the directory itself).
     pub file: String,
     /// 1-based line and column within the file, when the problem is inside it.
     pub location: Option<(usize, usize)>,
-    /// The rule that is broken and what to do about it.
-    pub message: String,
+    /// The rule that is broken.
+    pub rule: Rule,
 }
 
 impl DirectoryError {
-    fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A violation by `file` as a whole.
+    pub fn new(file: impl Into<String>, rule: Rule) -> Self {
         DirectoryError {
             file: file.into(),
             location: None,
-            message: message.into(),
+            rule,
         }
     }
 
-    fn at(file: &str, location: (usize, usize), message: impl Into<String>) -> Self {
+    /// A violation at a 1-based line and column of `file`.
+    pub fn at(file: &str, location: (usize, usize), rule: Rule) -> Self {
         DirectoryError {
             file: file.to_string(),
             location: Some(location),
-            message: message.into(),
+            rule,
         }
     }
 }
@@ -80,8 +83,8 @@ impl DirectoryError {
 impl fmt::Display for DirectoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.location {
-            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file, self.rule),
+            None => write!(f, "{}: {}", self.file, self.rule),
         }
     }
 }
@@ -125,16 +128,13 @@ pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
     let shown = dir.display().to_string();
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => {
-            return Err(vec![DirectoryError::new(
-                shown,
-                "is not a directory; pass the migrations directory with --dir",
-            )])
-        }
+        Ok(_) => return Err(vec![DirectoryError::new(shown, Rule::NotADirectory)]),
         Err(e) => {
             return Err(vec![DirectoryError::new(
                 shown,
-                format!("cannot read the migrations directory ({e}); pass it with --dir"),
+                Rule::DirectoryUnreadable {
+                    reason: e.to_string(),
+                },
             )])
         }
     }
@@ -154,7 +154,9 @@ pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
             Err(e) => {
                 errors.push(DirectoryError::new(
                     shown.clone(),
-                    format!("cannot list: {e}"),
+                    Rule::CannotList {
+                        reason: e.to_string(),
+                    },
                 ));
                 continue;
             }
@@ -162,7 +164,7 @@ pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             errors.push(DirectoryError::new(
                 entry.file_name().to_string_lossy(),
-                "the file name is not UTF-8; migration names are <digits>_<name>.sql in [a-z0-9_]",
+                Rule::NameNotUtf8,
             ));
             continue;
         };
@@ -171,27 +173,21 @@ pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
         }
         let kind = entry.file_type();
         if kind.is_dir() {
-            errors.push(DirectoryError::new(
-                &name,
-                "is a subdirectory; migrations are regular files directly in the directory",
-            ));
+            errors.push(DirectoryError::new(&name, Rule::Subdirectory));
             continue;
         }
         if kind.is_symlink() {
             // A link can point at a file outside version control, where "never edited" holds
             // no more.
-            errors.push(DirectoryError::new(
-                &name,
-                "is a symbolic link; migrations must be regular files committed in the directory",
-            ));
+            errors.push(DirectoryError::new(&name, Rule::SymbolicLink));
             continue;
         }
         if !kind.is_file() {
-            errors.push(DirectoryError::new(&name, "is not a regular file"));
+            errors.push(DirectoryError::new(&name, Rule::NotARegularFile));
             continue;
         }
-        if let Err(message) = check_name(&name) {
-            errors.push(DirectoryError::new(&name, message));
+        if let Err(rule) = check_name(&name) {
+            errors.push(DirectoryError::new(&name, rule));
             continue;
         }
         names.push(name.clone());
@@ -227,7 +223,12 @@ fn read_and_parse(files: &[(String, PathBuf)]) -> Vec<Parsed> {
     let one = |(name, path): &(String, PathBuf)| -> Parsed {
         match read_file(path) {
             Ok(bytes) => parse(name, path, &bytes),
-            Err(e) => Err(vec![DirectoryError::new(name, format!("cannot read: {e}"))]),
+            Err(e) => Err(vec![DirectoryError::new(
+                name,
+                Rule::FileUnreadable {
+                    reason: e.to_string(),
+                },
+            )]),
         }
     };
     if files.len() <= PARALLEL_ABOVE {
@@ -256,13 +257,10 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Checks a file name against `<digits>_<name>.sql`, `<name>` in `[a-z0-9_]`.
-fn check_name(name: &str) -> Result<(), String> {
-    const RULE: &str = "migration files are named <digits>_<name>.sql with <name> in [a-z0-9_], e.g. 002_add_shadow_ledger.sql";
+/// Checks a file name against [`NAME_RULE`](crate::rules::NAME_RULE).
+fn check_name(name: &str) -> Result<(), Rule> {
     let Some(stem) = name.strip_suffix(".sql") else {
-        return Err(format!(
-            "is not a .sql file; only plain SQL migrations are allowed ({RULE}); move other files out of the directory"
-        ));
+        return Err(Rule::NotSql);
     };
     let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
     let rest = &stem[digits..];
@@ -275,7 +273,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("bad file name: {RULE}"))
+        Err(Rule::BadName)
     }
 }
 
@@ -312,9 +310,10 @@ fn check_prefixes(names: &[String]) -> Vec<DirectoryError> {
             if w != width {
                 errors.push(DirectoryError::new(
                     name,
-                    format!(
-                        "has a {w}-digit prefix where the other files have {width} digits; all prefixes must have the same width so that name order is numeric order"
-                    ),
+                    Rule::PrefixWidth {
+                        width: w,
+                        expected: width,
+                    },
                 ));
             }
         }
@@ -323,11 +322,10 @@ fn check_prefixes(names: &[String]) -> Vec<DirectoryError> {
         if prefix(&pair[0]) == prefix(&pair[1]) {
             errors.push(DirectoryError::new(
                 &pair[1],
-                format!(
-                    "has the same prefix {} as {}; prefixes must be unique: give the newer file the next free number",
-                    prefix(&pair[1]),
-                    pair[0]
-                ),
+                Rule::DuplicatePrefix {
+                    prefix: prefix(&pair[1]).to_string(),
+                    earlier: pair[0].clone(),
+                },
             ));
         }
     }
@@ -378,10 +376,10 @@ fn parse(
                 + 1;
             return Err(vec![DirectoryError::new(
                 name,
-                format!(
-                    "is not valid UTF-8 (line {line}, byte {}); save it as UTF-8",
-                    e.valid_up_to()
-                ),
+                Rule::NotUtf8 {
+                    line,
+                    byte: e.valid_up_to(),
+                },
             )]);
         }
     };
@@ -399,22 +397,17 @@ fn parse(
         errors.push(DirectoryError::at(
             name,
             sql::line_col(&sql, problem.offset),
-            format!("{}; the file cannot be run as it is", problem.kind),
+            Rule::Unrunnable(problem.kind),
         ));
     }
     for control in lexed.transaction_control(&sql) {
-        let what = if transactional {
-            "the runner wraps each file and its tracking row in one transaction; remove it (a file that must run outside a transaction starts with the line `-- dreichor:no-transaction`)"
-        } else {
-            "a no-transaction file runs statement by statement in autocommit; remove it so that no transaction is left open on the runner's connection"
-        };
         errors.push(DirectoryError::at(
             name,
             sql::line_col(&sql, control.offset),
-            format!(
-                "transaction control `{}` is not allowed: {what}",
-                control.keyword
-            ),
+            Rule::TransactionControl {
+                keyword: control.keyword.clone(),
+                transactional,
+            },
         ));
     }
     for statement in &lexed.statements {
@@ -432,7 +425,7 @@ fn parse(
             errors.push(DirectoryError::at(
                 name,
                 sql::line_col(&sql, at),
-                "COPY ... FROM STDIN / TO STDOUT streams data to a client such as psql; a migration is plain SQL: use INSERT ... VALUES, or COPY from a file on the server",
+                Rule::CopyWithClient,
             ));
         }
     }
@@ -489,16 +482,16 @@ fn unsendable(name: &str, text: &str) -> Option<DirectoryError> {
         return Some(DirectoryError::at(
             name,
             sql::line_col(text, at),
-            "contains a NUL byte (U+0000), which PostgreSQL's protocol cannot carry in a query and no text value can hold; remove it (for binary data write a bytea literal such as '\\x00')",
+            Rule::NulByte,
         ));
     }
     if text.len() > MAX_FILE_BYTES {
         return Some(DirectoryError::new(
             name,
-            format!(
-                "is {} bytes long, more than PostgreSQL accepts in one query message ({MAX_FILE_BYTES} bytes with the runner's own SQL); split it into several migrations",
-                text.len()
-            ),
+            Rule::TooLong {
+                bytes: text.len(),
+                max: MAX_FILE_BYTES,
+            },
         ));
     }
     None
@@ -515,9 +508,9 @@ fn refused_in_transaction(
     DirectoryError::at(
         name,
         sql::line_col(sql, at),
-        format!(
-            "`{command}` cannot run inside a transaction block (PostgreSQL error 25001), and this file runs in one with its tracking row; nothing was run: move the statement to a file of its own whose first line is `{NO_TRANSACTION_MARKER}`"
-        ),
+        Rule::RefusedInTransaction {
+            command: command.to_string(),
+        },
     )
 }
 
@@ -631,7 +624,7 @@ mod tests {
         let errors = errors_of(&dir);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, "002_notes.txt");
-        assert!(errors[0].message.contains("plain SQL"), "{}", errors[0]);
+        assert!(matches!(errors[0].rule, Rule::NotSql), "{}", errors[0]);
     }
 
     #[test]
@@ -639,7 +632,11 @@ mod tests {
         let dir = dir_with(&[("001_init.sql", "SELECT 1;")]);
         std::fs::create_dir(dir.path().join("002_more")).unwrap();
         let errors = errors_of(&dir);
-        assert!(errors[0].message.contains("subdirectory"), "{}", errors[0]);
+        assert!(
+            matches!(errors[0].rule, Rule::Subdirectory),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -651,7 +648,11 @@ mod tests {
         )
         .unwrap();
         let errors = errors_of(&dir);
-        assert!(errors[0].message.contains("symbolic link"), "{}", errors[0]);
+        assert!(
+            matches!(errors[0].rule, Rule::SymbolicLink),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -671,7 +672,10 @@ mod tests {
             let dir = dir_with(&[(bad, "SELECT 1;")]);
             let errors = errors_of(&dir);
             assert_eq!(errors.len(), 1, "{bad}");
-            assert!(errors[0].message.contains("<digits>_<name>.sql"), "{bad}");
+            assert!(
+                matches!(errors[0].rule, Rule::NotSql | Rule::BadName),
+                "{bad}"
+            );
         }
     }
 
@@ -680,7 +684,11 @@ mod tests {
         let dir = dir_with(&[("001_a.sql", "SELECT 1;"), ("0002_b.sql", "SELECT 1;")]);
         let errors = errors_of(&dir);
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.contains("same width"), "{}", errors[0]);
+        assert!(
+            matches!(errors[0].rule, Rule::PrefixWidth { .. }),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -689,7 +697,11 @@ mod tests {
         let errors = errors_of(&dir);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, "001_b.sql");
-        assert!(errors[0].message.contains("unique"), "{}", errors[0]);
+        assert!(
+            matches!(errors[0].rule, Rule::DuplicatePrefix { .. }),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -697,8 +709,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("001_a.sql"), b"SELECT 1;\nSELECT '\xff';\n").unwrap();
         let errors = discover(dir.path()).unwrap_err();
-        assert!(errors[0].message.contains("UTF-8"), "{}", errors[0]);
-        assert!(errors[0].message.contains("line 2"), "{}", errors[0]);
+        assert!(
+            matches!(errors[0].rule, Rule::NotUtf8 { .. }),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            matches!(errors[0].rule, Rule::NotUtf8 { line: 2, .. }),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -706,7 +726,11 @@ mod tests {
         let dir = dir_with(&[("001_a.sql", "CREATE TABLE a (id int);\nCOMMIT;\n")]);
         let errors = errors_of(&dir);
         assert_eq!(errors[0].location, Some((2, 1)));
-        assert!(errors[0].message.contains("COMMIT"), "{}", errors[0]);
+        assert!(
+            matches!(&errors[0].rule, Rule::TransactionControl { keyword, .. } if keyword == "COMMIT"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -741,7 +765,7 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].location, Some((2, 1)));
         assert_eq!(errors[1].location, Some((3, 1)));
-        assert!(errors[0].message.contains("COPY ... FROM STDIN"));
+        assert!(matches!(errors[0].rule, Rule::CopyWithClient));
         let fine = dir_with(&[(
             "001_a.sql",
             "COPY t FROM '/srv/seed.csv';\nSELECT 'copy x from stdin';\n-- COPY t FROM stdin;\n",
@@ -758,10 +782,11 @@ mod tests {
         let errors = errors_of(&dir);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].location, Some((3, 1)));
-        assert!(errors[0]
-            .message
-            .contains("`CREATE INDEX CONCURRENTLY` cannot run inside a transaction block"));
-        assert!(errors[0].message.contains(NO_TRANSACTION_MARKER));
+        assert!(matches!(
+            &errors[0].rule,
+            Rule::RefusedInTransaction { command } if command == "CREATE INDEX CONCURRENTLY"
+        ));
+        assert!(errors[0].to_string().contains(NO_TRANSACTION_MARKER));
         let fine = dir_with(&[(
             "001_a.sql",
             "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (a);\nVACUUM t;\n",
@@ -845,6 +870,6 @@ mod tests {
     fn a_missing_directory_is_an_error_naming_it() {
         let errors = discover(Path::new("/nonexistent/dreichor/migrations")).unwrap_err();
         assert!(errors[0].file.contains("/nonexistent/dreichor/migrations"));
-        assert!(errors[0].message.contains("--dir"));
+        assert!(matches!(errors[0].rule, Rule::DirectoryUnreadable { .. }));
     }
 }

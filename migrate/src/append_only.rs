@@ -13,58 +13,70 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::migrations::{checksum_of_bytes, DirectoryError};
+use common::migrations::{checksum_of_bytes, DirectoryError, Rule};
 
 /// Compares `dir` as it is now with `dir` at git revision `rev`. Returns every violation
 /// (empty when the directory only grew at its end); an `Err` when the comparison cannot be
 /// made (not a git work tree, unknown revision, git missing), which is invalid input too.
 pub fn check_since(dir: &Path, rev: &str) -> Result<Vec<DirectoryError>, DirectoryError> {
     let shown = dir.display().to_string();
-    let setup = |message: String| DirectoryError {
-        file: shown.clone(),
-        location: None,
-        message,
-    };
+    let setup = |rule: Rule| DirectoryError::new(shown.clone(), rule);
     if rev.starts_with('-') {
-        return Err(setup(format!("--since {rev:?} is not a revision")));
+        return Err(setup(Rule::NotARevision {
+            rev: rev.to_string(),
+        }));
     }
-    let prefix = git(dir, &["rev-parse", "--show-prefix"], None).map_err(|e| {
-        setup(format!(
-            "--since needs the migrations directory inside a git work tree: {e}"
-        ))
-    })?;
+    let prefix = git(dir, &["rev-parse", "--show-prefix"], None)
+        .map_err(|reason| setup(Rule::NotAGitWorkTree { reason }))?;
     let prefix = String::from_utf8_lossy(&prefix)
         .trim_end_matches('\n')
         .to_string();
-    git(dir, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")], None)
-        .map_err(|_| {
-            setup(format!(
-                "--since {rev}: no such commit in this repository (fetch it first, e.g. `git fetch origin main`)"
-            ))
-        })?;
+    git(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ],
+        None,
+    )
+    .map_err(|_| {
+        setup(Rule::NoSuchCommit {
+            rev: rev.to_string(),
+        })
+    })?;
 
-    let then = files_at(dir, rev, &prefix).map_err(|e| setup(format!("--since {rev}: {e}")))?;
-    let now = current_files(dir).map_err(|e| setup(format!("cannot list the directory: {e}")))?;
+    let then = files_at(dir, rev, &prefix).map_err(|reason| {
+        setup(Rule::GitFailed {
+            rev: rev.to_string(),
+            reason,
+        })
+    })?;
+    let now = current_files(dir).map_err(|e| {
+        setup(Rule::CannotListForHistory {
+            reason: e.to_string(),
+        })
+    })?;
 
     let mut errors = Vec::new();
     for (name, old_checksum) in &then {
         match std::fs::read(dir.join(name)) {
-            Err(_) => errors.push(DirectoryError {
-                file: name.clone(),
-                location: None,
-                message: format!(
-                    "existed at {rev} and is gone; migrations are append-only: restore it from version control"
-                ),
-            }),
+            Err(_) => errors.push(DirectoryError::new(
+                name,
+                Rule::Removed {
+                    rev: rev.to_string(),
+                },
+            )),
             Ok(bytes) => {
                 if checksum_of_bytes(&bytes).as_deref() != Some(old_checksum.as_str()) {
-                    errors.push(DirectoryError {
-                        file: name.clone(),
-                        location: None,
-                        message: format!(
-                            "changed since {rev}; migration files must never be edited: restore it (`git checkout {rev} -- {prefix}{name}`) and put the change in a new migration"
-                        ),
-                    });
+                    errors.push(DirectoryError::new(
+                        name,
+                        Rule::Edited {
+                            rev: rev.to_string(),
+                            path: format!("{prefix}{name}"),
+                        },
+                    ));
                 }
             }
         }
@@ -72,13 +84,13 @@ pub fn check_since(dir: &Path, rev: &str) -> Result<Vec<DirectoryError>, Directo
     if let Some(last) = then.iter().map(|(name, _)| name).max() {
         for name in &now {
             if !then.iter().any(|(old, _)| old == name) && name < last {
-                errors.push(DirectoryError {
-                    file: name.clone(),
-                    location: None,
-                    message: format!(
-                        "is new since {rev} but sorts before {last}, the last file there; new migrations must sort after every existing one: give it a higher number"
-                    ),
-                });
+                errors.push(DirectoryError::new(
+                    name,
+                    Rule::NotAppended {
+                        rev: rev.to_string(),
+                        last: last.clone(),
+                    },
+                ));
             }
         }
     }
@@ -263,7 +275,7 @@ mod tests {
         let errors = check_since(&dir, "HEAD").unwrap();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, "001_a.sql");
-        assert!(errors[0].message.contains("never be edited"));
+        assert!(matches!(errors[0].rule, Rule::Edited { .. }));
     }
 
     #[test]
@@ -278,7 +290,7 @@ mod tests {
         let (_repo, dir) = repo();
         std::fs::remove_file(dir.join("002_b.sql")).unwrap();
         let errors = check_since(&dir, "HEAD").unwrap();
-        assert!(errors[0].message.contains("is gone"));
+        assert!(matches!(errors[0].rule, Rule::Removed { .. }));
     }
 
     #[test]
@@ -288,21 +300,21 @@ mod tests {
         let errors = check_since(&dir, "HEAD").unwrap();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].file, "001_aa.sql");
-        assert!(errors[0].message.contains("sorts before 002_b.sql"));
+        assert!(matches!(&errors[0].rule, Rule::NotAppended { last, .. } if last == "002_b.sql"));
     }
 
     #[test]
     fn an_unknown_revision_is_a_clear_error() {
         let (_repo, dir) = repo();
         let err = check_since(&dir, "no-such-branch").unwrap_err();
-        assert!(err.message.contains("no such commit"), "{err}");
+        assert!(matches!(err.rule, Rule::NoSuchCommit { .. }), "{err}");
     }
 
     #[test]
     fn a_directory_outside_git_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = check_since(dir.path(), "HEAD").unwrap_err();
-        assert!(err.message.contains("git work tree"), "{err}");
+        assert!(matches!(err.rule, Rule::NotAGitWorkTree { .. }), "{err}");
     }
 
     #[test]

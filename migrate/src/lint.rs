@@ -96,7 +96,8 @@ impl Report for LintReport {
                 "file": e.file,
                 "line": e.location.map(|l| l.0),
                 "column": e.location.map(|l| l.1),
-                "message": e.message,
+                "rule": e.rule.id(),
+                "message": e.rule.to_string(),
             })).collect::<Vec<_>>(),
             "warnings": self.warnings.iter().map(|w| json!({
                 "file": w.file,
