@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use common::config::{self, DbUrl, Env};
 use common::error::{Error, ExitCode};
-pub use common::report::{human_duration, Report};
+pub use common::report::{human_duration, Failure, Report};
 
 /// The output format.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Output {
     }
 
     /// Prints the result or the error and returns the exit code.
-    pub fn finish<R: Report>(&self, result: Result<R, Error>) -> std::process::ExitCode {
+    pub fn finish<R: Report, E: Failure>(&self, result: Result<R, E>) -> std::process::ExitCode {
         let code = match result {
             Ok(report) => {
                 match self.format {
@@ -126,10 +126,11 @@ impl Output {
                 if self.format == Format::Json {
                     let mut doc =
                         json!({"ok": false, "exit_code": code.code(), "error": error.to_string()});
-                    if let (Some(Value::Object(extra)), Some(map)) =
-                        (&self.error_fields, doc.as_object_mut())
-                    {
-                        map.extend(extra.clone());
+                    if let Some(map) = doc.as_object_mut() {
+                        map.extend(error.fields());
+                        if let Some(Value::Object(extra)) = &self.error_fields {
+                            map.extend(extra.clone());
+                        }
                     }
                     let _ = writeln!(std::io::stdout(), "{doc}");
                 }
@@ -153,6 +154,7 @@ pub fn parse_args<P: clap::Parser>(error_fields: Option<Value>) -> P {
                     "ok": false,
                     "exit_code": ExitCode::Invalid.code(),
                     "error": error.render().to_string().trim_end(),
+                    "kind": "usage",
                 });
                 if let (Some(Value::Object(extra)), Some(map)) = (error_fields, doc.as_object_mut())
                 {

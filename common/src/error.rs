@@ -79,6 +79,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// The kind, as `--format json` error documents name it (`"kind"`): `config`,
+    /// `directory`, `manifest`, `refused`, `unreachable`, `drift` or `failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Directory(_) => "directory",
+            Error::Manifest(_) => "manifest",
+            Error::Refused(_) => "refused",
+            Error::Unreachable { .. } => "unreachable",
+            Error::Drift(_) => "drift",
+            Error::Failed(_) => "failed",
+        }
+    }
+
     /// The exit code for this error (SPEC.md, "Exit codes").
     pub fn exit_code(&self) -> ExitCode {
         match self {

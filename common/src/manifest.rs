@@ -51,6 +51,17 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// A stable identifier, for `--format json` (`"manifest_error"`).
+    pub fn id(&self) -> &'static str {
+        match self {
+            ManifestError::Unreadable { .. } => "unreadable",
+            ManifestError::Malformed(_) => "malformed",
+            ManifestError::WrongFormat { .. } => "wrong-format",
+        }
+    }
+}
+
 impl Document {
     /// A manifest of `(version, checksum)` pairs.
     pub fn new<'a>(migrations: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {

@@ -4,9 +4,9 @@
 //! binaries (the `cli` crate): the runtime that embeds [`crate::check`] gets a
 //! [`Report`](crate::check::CheckReport) without paying for flag parsing.
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
-use crate::error::ExitCode;
+use crate::error::{Error, ExitCode};
 
 /// Something a tool reports on success (and, for `schema-check`, on an incompatible verdict).
 pub trait Report {
@@ -17,6 +17,50 @@ pub trait Report {
     /// The exit code the report stands for (a verdict can be a failure without an error).
     fn exit_code(&self) -> ExitCode {
         ExitCode::Success
+    }
+}
+
+/// Something that stops a tool: its message (`Display`), its exit code, and the fields its
+/// `--format json` error document carries besides `ok`, `exit_code` and `error` (the
+/// message), so that a consumer reads the kind, the file or the step instead of parsing text.
+/// The keys are documented in `docs/operations.md`.
+pub trait Failure: std::fmt::Display {
+    /// The exit code (SPEC.md, "Exit codes").
+    fn exit_code(&self) -> ExitCode;
+    /// The fields of the JSON error document; at least `"kind"`.
+    fn fields(&self) -> Map<String, Value>;
+}
+
+impl Failure for Error {
+    fn exit_code(&self) -> ExitCode {
+        Error::exit_code(self)
+    }
+
+    fn fields(&self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("kind".into(), json!(self.kind()));
+        match self {
+            Error::Directory(errors) => {
+                let errors: Vec<Value> = errors
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "file": e.file,
+                            "line": e.location.map(|l| l.0),
+                            "column": e.location.map(|l| l.1),
+                            "rule": e.rule.id(),
+                            "message": e.rule.to_string(),
+                        })
+                    })
+                    .collect();
+                fields.insert("errors".into(), Value::Array(errors));
+            }
+            Error::Manifest(e) => {
+                fields.insert("manifest_error".into(), json!(e.id()));
+            }
+            _ => {}
+        }
+        fields
     }
 }
 

@@ -11,7 +11,7 @@ pub mod reset;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::reset::{Backup, Operator, Request};
+use crate::reset::{Backup, Operator, Request, ResetError};
 use clap::{Args, Parser};
 use cli::{Output, TargetArgs};
 use common::config::{DbUrl, ADMIN_DATABASE, ADMIN_DATABASE_URL};
@@ -102,7 +102,7 @@ pub fn main() -> std::process::ExitCode {
     out.finish(run(&cli))
 }
 
-fn run(cli: &Cli) -> Result<reset::Summary, Error> {
+fn run(cli: &Cli) -> Result<reset::Summary, ResetError> {
     // First, before anything else is validated: a reset is never run by a machine.
     let var = |name: &str| std::env::var(name).ok();
     reset::refuse_unless_manual(
@@ -112,7 +112,7 @@ fn run(cli: &Cli) -> Result<reset::Summary, Error> {
         var("GITHUB_ACTIONS").as_deref(),
     )?;
     let (env, url) = cli.target.resolve()?;
-    let admin = DbUrl::from_process_env(ADMIN_DATABASE_URL, ADMIN_DATABASE)?;
+    let admin = DbUrl::from_process_env(ADMIN_DATABASE_URL, ADMIN_DATABASE).map_err(Error::from)?;
     let dir = cli.target.dir.dir.clone();
     let found = discover(&dir).map_err(Error::Directory)?;
     for warning in &found.warnings {

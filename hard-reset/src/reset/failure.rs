@@ -5,9 +5,13 @@
 //! The state is the part an operator needs most: after the drop, the database is gone until
 //! someone recreates it, so the message carries the very statements that do.
 
+use std::fmt;
+
+use serde_json::{json, Map, Value};
+
 use crate::reset::interrupt::Interruption;
-use crate::reset::{Request, STEPS};
-use common::error::Error;
+use crate::reset::{Request, ResetError, STEPS};
+use common::config::Env;
 
 /// The state a failure leaves the database in; part of every step failure's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,56 +37,146 @@ const STEP_NAMES: [&str; STEPS] = [
     "summary",
 ];
 
-/// The error for a failure at `step` (1-based); `interrupted` when the operator sent a signal
-/// that was held while the step ran.
+/// A failed step (exit 1): which step, what went wrong, the state it leaves the database in,
+/// and whether the operator interrupted. `Display` is the complete message, with what to do
+/// next; `--format json` carries the fields (see [`StepFailed::fields`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailed {
+    /// The step, 1 to 7.
+    pub step: usize,
+    /// What went wrong (PostgreSQL's message, the command's exit status, ...).
+    pub what: String,
+    /// The environment's database.
+    pub database: String,
+    /// The environment.
+    pub env: Env,
+    /// The state the failure leaves the database in.
+    pub state: State,
+    /// A signal the operator sent while it was held.
+    pub interrupted: Option<Interruption>,
+}
+
+impl State {
+    /// A stable identifier, for `--format json` (`"state"`).
+    pub fn id(&self) -> &'static str {
+        match self {
+            State::Untouched => "untouched",
+            State::DroppedNotRecreated(_) => "dropped-not-recreated",
+            State::RecreatedIncomplete(_) => "recreated-incomplete",
+            State::RecreatedNotMigrated => "recreated-not-migrated",
+        }
+    }
+
+    /// The statements that bring the database back, when the state has any.
+    pub fn statements(&self) -> &[String] {
+        match self {
+            State::DroppedNotRecreated(statements) | State::RecreatedIncomplete(statements) => {
+                statements
+            }
+            State::Untouched | State::RecreatedNotMigrated => &[],
+        }
+    }
+}
+
+impl StepFailed {
+    /// The step's name, e.g. `drop the database`.
+    pub fn step_name(&self) -> &'static str {
+        STEP_NAMES[self.step - 1]
+    }
+
+    /// Whether the runtime is still stopped (it was stopped in step 1 and is never restarted).
+    pub fn runtime_stopped(&self) -> bool {
+        self.step > 1
+    }
+
+    /// The fields of the JSON error document: `step`, `step_name`, `state`, `statements`,
+    /// `runtime_stopped`, `interrupted` (`{signal, step}` or null).
+    pub fn fields(&self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert("kind".into(), json!("reset-step"));
+        fields.insert("step".into(), json!(self.step));
+        fields.insert("step_name".into(), json!(self.step_name()));
+        fields.insert("state".into(), json!(self.state.id()));
+        fields.insert("statements".into(), json!(self.state.statements()));
+        fields.insert("runtime_stopped".into(), json!(self.runtime_stopped()));
+        fields.insert(
+            "interrupted".into(),
+            json!(self
+                .interrupted
+                .map(|i| json!({"signal": i.name(), "step": i.step}))),
+        );
+        fields
+    }
+}
+
+impl fmt::Display for StepFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (db, env) = (&self.database, self.env);
+        let (state_text, next) = match &self.state {
+            State::Untouched => (
+                "still there, untouched (nothing was dropped)".to_string(),
+                "fix the cause and run hard-reset again".to_string(),
+            ),
+            State::DroppedNotRecreated(statements) => (
+                format!(
+                    "DROPPED, NOT recreated: recreate it as the admin role (psql on database postgres) with:\n      {}",
+                    statements.join(";\n      ") + ";"
+                ),
+                format!("then run infra/db/migrate.sh --env {env}"),
+            ),
+            State::RecreatedIncomplete(statements) => (
+                format!(
+                    "recreated empty, but its privileges/settings were not restored: run as the admin role:\n      {}",
+                    statements.join(";\n      ") + ";"
+                ),
+                format!("then run infra/db/migrate.sh --env {env}"),
+            ),
+            State::RecreatedNotMigrated => (
+                "recreated, but not (fully) migrated".to_string(),
+                format!("fix the cause and run infra/db/migrate.sh --env {env}"),
+            ),
+        };
+        write!(
+            f,
+            "step {}/{STEPS} ({}) failed: {}\n  state of {db}: {state_text}\n  next: {next}",
+            self.step,
+            self.step_name(),
+            self.what
+        )?;
+        if self.runtime_stopped() {
+            f.write_str(
+                "\n  the runtime was stopped in step 1 and is still stopped: start it yourself when ready",
+            )?;
+        }
+        if let Some(interruption) = self.interrupted {
+            write!(
+                f,
+                "\n  {interruption}: it was held so that the step could finish"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StepFailed {}
+
+/// The failure at `step` (1-based); `interrupted` when the operator sent a signal that was
+/// held while the step ran.
 pub(super) fn step_failed(
     request: &Request,
     step: usize,
     what: &str,
     state: &State,
     interrupted: Option<Interruption>,
-) -> Error {
-    let db = request.database();
-    let env = request.env;
-    let (state_text, next) = match state {
-        State::Untouched => (
-            "still there, untouched (nothing was dropped)".to_string(),
-            "fix the cause and run hard-reset again".to_string(),
-        ),
-        State::DroppedNotRecreated(statements) => (
-            format!(
-                "DROPPED, NOT recreated: recreate it as the admin role (psql on database postgres) with:\n      {}",
-                statements.join(";\n      ") + ";"
-            ),
-            format!("then run infra/db/migrate.sh --env {env}"),
-        ),
-        State::RecreatedIncomplete(statements) => (
-            format!(
-                "recreated empty, but its privileges/settings were not restored: run as the admin role:\n      {}",
-                statements.join(";\n      ") + ";"
-            ),
-            format!("then run infra/db/migrate.sh --env {env}"),
-        ),
-        State::RecreatedNotMigrated => (
-            "recreated, but not (fully) migrated".to_string(),
-            format!("fix the cause and run infra/db/migrate.sh --env {env}"),
-        ),
-    };
-    let mut message = format!(
-        "step {step}/{STEPS} ({}) failed: {what}\n  state of {db}: {state_text}\n  next: {next}",
-        STEP_NAMES[step - 1]
-    );
-    if step > 1 {
-        message.push_str(
-            "\n  the runtime was stopped in step 1 and is still stopped: start it yourself when ready",
-        );
-    }
-    if let Some(interruption) = interrupted {
-        message.push_str(&format!(
-            "\n  {interruption}: it was held so that the step could finish"
-        ));
-    }
-    Error::Failed(message)
+) -> ResetError {
+    ResetError::Step(Box::new(StepFailed {
+        step,
+        what: what.to_string(),
+        database: request.database().to_string(),
+        env: request.env,
+        state: state.clone(),
+        interrupted,
+    }))
 }
 
 #[cfg(test)]
@@ -90,7 +184,7 @@ mod tests {
     use super::*;
     use crate::reset::fixtures::{admin_url, dev_url, recorded, request};
     use crate::reset::Backup;
-    use common::config::Env;
+    use common::report::Failure;
 
     #[test]
     fn every_failure_says_the_step_and_the_state() {
@@ -127,6 +221,27 @@ mod tests {
             common::ExitCode::Failed
         );
     }
+    #[test]
+    fn the_json_fields_carry_the_step_and_the_state() {
+        let r = request(Env::Dev, dev_url(), admin_url(5433), Backup::NotAsked).unwrap();
+        let create = recorded().create_statement();
+        let err = step_failed(
+            &r,
+            5,
+            "no space",
+            &State::DroppedNotRecreated(vec![create.clone()]),
+            None,
+        );
+        let fields = err.fields();
+        assert_eq!(fields["kind"], "reset-step");
+        assert_eq!(fields["step"], 5);
+        assert_eq!(fields["step_name"], "create the database");
+        assert_eq!(fields["state"], "dropped-not-recreated");
+        assert_eq!(fields["statements"][0], create.as_str());
+        assert_eq!(fields["runtime_stopped"], true);
+        assert!(fields["interrupted"].is_null());
+    }
+
     #[test]
     fn a_failure_after_a_held_signal_says_the_operator_interrupted() {
         let r = request(Env::Dev, dev_url(), admin_url(5433), Backup::NotAsked).unwrap();

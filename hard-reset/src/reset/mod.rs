@@ -82,10 +82,12 @@ mod summary;
 
 use std::time::Duration;
 
-use common::error::Error;
+use common::error::{Error, ExitCode};
+use common::report::Failure;
+use serde_json::{Map, Value};
 
 pub use backup::{find_program, libpq_env, partial_path, pg_dump_command};
-pub use failure::State;
+pub use failure::{State, StepFailed};
 pub use inside::{DefaultPrivileges, Inside, SchemaPrivileges};
 pub use interrupt::Interruption;
 pub use inventory::{AppliedMigrations, Inventory, Rows, Table};
@@ -115,8 +117,36 @@ pub const STEPS: usize = 7;
 /// How long connecting may take, for both connections.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What stops a reset: an error any tool can meet (configuration, refusal, unreachable,
+/// aborted confirmation), or a failed step with the state it leaves the database in.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    /// Before step 1, or an error shared with the other tools.
+    #[error(transparent)]
+    Tool(#[from] Error),
+    /// A step failed (exit 1).
+    #[error(transparent)]
+    Step(Box<StepFailed>),
+}
+
+impl Failure for ResetError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ResetError::Tool(e) => e.exit_code(),
+            ResetError::Step(_) => ExitCode::Failed,
+        }
+    }
+
+    fn fields(&self) -> Map<String, Value> {
+        match self {
+            ResetError::Tool(e) => e.fields(),
+            ResetError::Step(step) => step.fields(),
+        }
+    }
+}
+
 /// Runs a reset: connects, shows what will be destroyed, asks, and runs the seven steps.
-pub fn run(request: &Request, operator: &mut dyn Operator) -> Result<Summary, Error> {
+pub fn run(request: &Request, operator: &mut dyn Operator) -> Result<Summary, ResetError> {
     confirm::introduce(request, operator);
     let mut admin = admin::open(request)?;
     let inventory = inventory::read(request, &mut admin)?;

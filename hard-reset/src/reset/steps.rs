@@ -22,8 +22,10 @@ use crate::reset::failure::{step_failed, State};
 use crate::reset::inside;
 use crate::reset::interrupt::{Hold, Interruption};
 use crate::reset::properties::{check_recreated, record};
-use crate::reset::{quote_ident, sessions, Backup, Operator, Recorded, Request, Summary, STEPS};
-use common::error::{describe_pg, Error};
+use crate::reset::{
+    quote_ident, sessions, Backup, Operator, Recorded, Request, ResetError, Summary, STEPS,
+};
+use common::error::describe_pg;
 use common::report::human_duration;
 use common::runner;
 
@@ -80,7 +82,7 @@ impl<'a> Steps<'a> {
     }
 
     /// The failure of `step`, including a held signal that arrived by now.
-    fn fail(&self, step: usize, what: &str, state: &State) -> Error {
+    fn fail(&self, step: usize, what: &str, state: &State) -> ResetError {
         let interrupted = self
             .interrupted
             .or_else(|| self.hold.as_ref().and_then(|hold| hold.arrived(step)));
@@ -95,7 +97,7 @@ impl<'a> Steps<'a> {
     }
 
     /// Step 1: the stop command.
-    pub(super) fn stop_runtime(&mut self) -> Result<(), Error> {
+    pub(super) fn stop_runtime(&mut self) -> Result<(), ResetError> {
         let command = &self.request.stop_command;
         self.announce(1, &format!("running the stop command: sh -c {command:?}"));
         let took = run_stop_command(command).map_err(|e| self.fail(1, &e, &State::Untouched))?;
@@ -107,7 +109,7 @@ impl<'a> Steps<'a> {
     }
 
     /// Step 2: sessions still connected end by themselves, or are terminated after `yes`.
-    pub(super) fn end_sessions(&mut self, admin: &mut Client) -> Result<(), Error> {
+    pub(super) fn end_sessions(&mut self, admin: &mut Client) -> Result<(), ResetError> {
         let db = self.request.database();
         self.announce(2, &format!("checking for sessions still connected to {db}"));
         sessions::end_remaining(admin, db, &mut *self.operator)
@@ -115,7 +117,7 @@ impl<'a> Steps<'a> {
     }
 
     /// Step 3: the backup, when one was asked for; the verified file.
-    pub(super) fn back_up(&mut self) -> Result<Option<PathBuf>, Error> {
+    pub(super) fn back_up(&mut self) -> Result<Option<PathBuf>, ResetError> {
         let request = self.request;
         match &request.backup {
             Backup::To(file) => {
@@ -148,7 +150,7 @@ impl<'a> Steps<'a> {
     /// Step 4: records the database's properties, starts holding SIGINT, SIGTERM and SIGHUP,
     /// drops it. A drop that cannot get its lock within the admin session's lock timeout fails
     /// with nothing dropped, naming the sessions that hold one.
-    pub(super) fn drop_database(&mut self, admin: &mut Client) -> Result<Recorded, Error> {
+    pub(super) fn drop_database(&mut self, admin: &mut Client) -> Result<Recorded, ResetError> {
         let db = self.request.database();
         self.announce(
             4,
@@ -220,7 +222,7 @@ impl<'a> Steps<'a> {
         &mut self,
         mut admin: Client,
         recorded: &Recorded,
-    ) -> Result<(), Error> {
+    ) -> Result<(), ResetError> {
         let db = self.request.database();
         self.announce(5, &format!("creating {db} again with the same properties"));
         let create = recorded.create_statement();
@@ -294,7 +296,7 @@ impl<'a> Steps<'a> {
 
     /// Step 6: every migration, with the engine `migrate` uses. The hold ends here, whether
     /// the migrations finished or failed.
-    pub(super) fn run_migrations(&mut self) -> Result<runner::Summary, Error> {
+    pub(super) fn run_migrations(&mut self) -> Result<runner::Summary, ResetError> {
         let request = self.request;
         let count = request.files.len();
         self.announce(
