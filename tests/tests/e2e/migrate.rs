@@ -480,6 +480,32 @@ fn json_output_is_one_document_on_failure_too() {
 }
 
 #[test]
+fn a_json_error_document_names_the_kind_and_every_broken_rule() {
+    let f = Project::start();
+    f.write("001_a.sql", "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n");
+    f.write("notes.txt", "todo\n");
+    let out = f.migrate(&["--format", "json"]);
+    out.assert_code(2);
+    let doc = out.json();
+    assert_eq!(doc["kind"], "directory");
+    let errors: Vec<String> = doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {} {}", e["file"], e["line"], e["column"], e["rule"]))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            r#""001_a.sql" 1 1 "transaction-control""#,
+            r#""001_a.sql" 3 1 "transaction-control""#,
+            r#""notes.txt" null null "not-sql""#,
+        ],
+        "{doc:#}"
+    );
+}
+
+#[test]
 fn a_two_column_tracking_table_is_upgraded_in_place() {
     let f = Project::start();
     f.write("001_a.sql", "CREATE TABLE a (id int);\n");
