@@ -40,13 +40,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::config::{DbUrl, Env};
-use crate::connect::{self, check_identity, identity_query, result_sets};
+use crate::connect::{self, check_identity, identity_query};
 use crate::error::{Error, ExitCode};
 use crate::lock::{self, Holder};
 use crate::manifest::{Document, ManifestError};
 use crate::migrations::Migration;
 use crate::plan::{reconcile, Known, State};
 use crate::report::Report;
+use crate::rows::{result_sets, Row};
 use crate::tracking;
 
 /// The application name of the check's session.
@@ -326,8 +327,7 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             let sets = result_sets(&messages);
             let mut observed = observed_from(&sets);
             observed.shape = Some(tracking::Shape::Current);
-            observed.applied =
-                tracking::applied_from_rows(sets.get(1).cloned().unwrap_or_default());
+            observed.applied = tracking::applied_from_rows(sets.get(1).map_or(&[], Vec::as_slice));
             observed
         }
         Err(e)
@@ -343,13 +343,10 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
                 .map_err(|e| query_failed(url, &e))?;
             let sets = result_sets(&messages);
             let mut observed = observed_from(&sets);
-            let shape = tracking::shape_from_row(
-                &sets
-                    .get(1)
-                    .and_then(|s| s.first())
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            let shape = sets
+                .get(1)
+                .and_then(|s| s.first())
+                .map_or(tracking::Shape::Missing, tracking::shape_from_row);
             observed.applied =
                 tracking::read(&mut client, shape).map_err(|e| query_failed(url, &e))?;
             observed.shape = Some(shape);
@@ -365,11 +362,12 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
 
 /// Splits the first statement's row: the identity columns, then the lock holders' pids and
 /// the invalid indexes as JSON arrays (NULL when there are none).
-fn observed_from(sets: &[Vec<Vec<Option<String>>>]) -> Observed {
+fn observed_from(sets: &[Vec<Row>]) -> Observed {
     let mut row = sets
         .first()
         .and_then(|s| s.first())
         .cloned()
+        .map(Row::into_values)
         .unwrap_or_default();
     let json_list = |cell: Option<String>| -> Vec<String> {
         cell.and_then(|text| serde_json::from_str::<Vec<Value>>(&text).ok())

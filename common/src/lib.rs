@@ -15,6 +15,7 @@
 //! - [`plan`]: pure reconciliation of applied rows with the files on disk;
 //! - [`connect`]: connecting, and the identity checks every tool makes;
 //! - [`role`]: the owner or a runtime role: `migrate` and `hard-reset` refuse the latter;
+//! - [`rows`]: reading simple-query rows by column name, as `bool`, `i64` or text;
 //! - [`tracking`]: the tracking table `public.dreichor_schema_migrations`;
 //! - [`grants`]: the tools' own tables stay read-only for every role but their owner;
 //! - [`lock`]: the migration lock (a polled session advisory lock);
@@ -44,6 +45,7 @@ pub mod migrations;
 pub mod plan;
 pub mod report;
 pub mod role;
+pub mod rows;
 pub mod rules;
 pub mod runner;
 pub mod sql;

@@ -6,9 +6,10 @@
 
 use postgres::Client;
 
-use crate::connect::{literal, pinned, pinned_read_only, rows, run_pinned, PIN_SEARCH_PATH};
+use crate::connect::{literal, pinned, pinned_read_only, run_pinned, PIN_SEARCH_PATH};
 use crate::migrations::Migration;
 use crate::plan::Applied;
+use crate::rows::{rows, Row};
 
 /// The table, always schema-qualified.
 pub const TABLE: &str = "public.dreichor_schema_migrations";
@@ -33,14 +34,14 @@ pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS public.dreichor_schema_migr
 /// has (`checksum`, `duration_ms`, `applied_by`): one query, no error when the table is
 /// missing.
 pub const SHAPE: &str =
-    "SELECT pg_catalog.to_regclass('public.dreichor_schema_migrations') IS NOT NULL, \
+    "SELECT pg_catalog.to_regclass('public.dreichor_schema_migrations') IS NOT NULL AS table_exists, \
      (SELECT pg_catalog.array_agg(attname::text ORDER BY attname) FROM pg_catalog.pg_attribute \
       WHERE attrelid = pg_catalog.to_regclass('public.dreichor_schema_migrations') \
-        AND attname IN ('checksum', 'duration_ms', 'applied_by') AND NOT attisdropped)::text";
+        AND attname IN ('checksum', 'duration_ms', 'applied_by') AND NOT attisdropped)::text AS extra_columns";
 
 /// The rows, in version order.
 pub const SELECT_APPLIED: &str =
-    "SELECT version, checksum, applied_at::text FROM public.dreichor_schema_migrations ORDER BY version";
+    "SELECT version, checksum, applied_at::text AS applied_at FROM public.dreichor_schema_migrations ORDER BY version";
 
 /// What the gate reads: no order (the planner sorts) and no timestamps, which is measurably
 /// cheaper in a fresh backend than [`SELECT_APPLIED`].
@@ -62,9 +63,9 @@ pub enum Shape {
 }
 
 /// The shape from a row of [`SHAPE`]: the existence flag and the extra columns present.
-pub fn shape_from_row(row: &[Option<String>]) -> Shape {
-    let exists = row.first().cloned().flatten().as_deref() == Some("t");
-    let columns = row.get(1).cloned().flatten().unwrap_or_default();
+pub fn shape_from_row(row: &Row) -> Shape {
+    let exists = row.bool("table_exists");
+    let columns = row.string("extra_columns");
     let has = |name: &str| {
         columns
             .trim_matches(|c| c == '{' || c == '}')
@@ -86,8 +87,9 @@ pub fn shape_from_row(row: &[Option<String>]) -> Shape {
 /// Reads the shape of the table (in a read-only transaction of its own).
 pub fn shape(client: &mut Client) -> Result<Shape, postgres::Error> {
     let messages = run_pinned(client, &pinned_read_only(SHAPE))?;
-    let row = rows(&messages).into_iter().next().unwrap_or_default();
-    Ok(shape_from_row(&row))
+    Ok(rows(&messages)
+        .first()
+        .map_or(Shape::Missing, shape_from_row))
 }
 
 /// Reads the applied rows (in a read-only transaction of its own). In a two-column table
@@ -96,24 +98,25 @@ pub fn read(client: &mut Client, shape: Shape) -> Result<Vec<Applied>, postgres:
     let sql = match shape {
         Shape::Missing => return Ok(Vec::new()),
         Shape::TwoColumn => {
-            "SELECT version, NULL::text, applied_at::text FROM public.dreichor_schema_migrations ORDER BY version"
+            "SELECT version, NULL::text AS checksum, applied_at::text AS applied_at FROM public.dreichor_schema_migrations ORDER BY version"
         }
         Shape::Partial | Shape::Current => SELECT_APPLIED,
     };
     let messages = run_pinned(client, &pinned_read_only(sql))?;
-    Ok(applied_from_rows(rows(&messages)))
+    Ok(applied_from_rows(&rows(&messages)))
 }
 
-/// Turns `(version, checksum, applied_at)` rows into [`Applied`] rows.
-pub fn applied_from_rows(rows: Vec<Vec<Option<String>>>) -> Vec<Applied> {
-    rows.into_iter()
-        .map(|row| {
-            let mut fields = row.into_iter();
-            Applied {
-                version: fields.next().flatten().unwrap_or_default(),
-                checksum: fields.next().flatten(),
-                applied_at: fields.next().flatten(),
-            }
+/// Turns `version, checksum[, applied_at]` rows into [`Applied`] rows ([`SELECT_FOR_CHECK`]
+/// reads no `applied_at`).
+pub fn applied_from_rows(rows: &[Row]) -> Vec<Applied> {
+    rows.iter()
+        .map(|row| Applied {
+            version: row.string("version"),
+            checksum: row.text("checksum").map(str::to_string),
+            applied_at: row
+                .has("applied_at")
+                .then(|| row.text("applied_at").map(str::to_string))
+                .flatten(),
         })
         .collect()
 }
@@ -231,7 +234,7 @@ mod tests {
     #[test]
     fn shapes_are_read_from_the_columns_present() {
         let row = |exists: &str, columns: Option<&str>| {
-            vec![Some(exists.to_string()), columns.map(str::to_string)]
+            Row::new(&["table_exists", "extra_columns"], &[Some(exists), columns])
         };
         assert_eq!(shape_from_row(&row("f", None)), Shape::Missing);
         assert_eq!(shape_from_row(&row("t", None)), Shape::TwoColumn);
@@ -251,9 +254,10 @@ mod tests {
 
     #[test]
     fn rows_become_applied_versions() {
-        let applied = applied_from_rows(vec![
-            vec![Some("001_a".into()), Some("c1".into())],
-            vec![Some("002_b".into()), None],
+        let columns = ["version", "checksum"];
+        let applied = applied_from_rows(&[
+            Row::new(&columns, &[Some("001_a"), Some("c1")]),
+            Row::new(&columns, &[Some("002_b"), None]),
         ]);
         assert_eq!(applied[1].version, "002_b");
         assert_eq!(applied[1].checksum, None);
