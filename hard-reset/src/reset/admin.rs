@@ -19,8 +19,9 @@
 use postgres::Client;
 
 use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
-use common::connect::{self, literal, rows};
+use common::connect::{self, literal};
 use common::error::Error;
+use common::rows::{rows, Row};
 
 /// How long the admin session waits for a lock before its statement fails (55P03).
 pub(super) const LOCK_TIMEOUT: &str = "10s";
@@ -50,9 +51,10 @@ pub(super) fn open(request: &Request) -> Result<Client, Error> {
         literal(CLIENT_CHECK_INTERVAL)
     ));
     let sql = format!(
-        "SELECT current_database(), current_user, r.rolsuper, r.rolcreatedb, d.oid IS NOT NULL, \
-                pg_catalog.pg_get_userbyid(d.datdba), \
-                CASE WHEN d.oid IS NULL THEN NULL ELSE pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER') END \
+        "SELECT current_database() AS database, current_user AS role, r.rolsuper AS superuser, \
+                r.rolcreatedb AS createdb, d.oid IS NOT NULL AS database_exists, \
+                pg_catalog.pg_get_userbyid(d.datdba) AS owner, \
+                CASE WHEN d.oid IS NULL THEN NULL ELSE pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER') END AS owner_member \
          FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_database d ON d.datname = {} \
          WHERE r.rolname = current_user",
         literal(db)
@@ -60,28 +62,28 @@ pub(super) fn open(request: &Request) -> Result<Client, Error> {
     let messages = admin
         .simple_query(&sql)
         .map_err(|e| connect::failed(&request.admin, "checking the admin connection", &e))?;
-    let row = rows(&messages).into_iter().next().unwrap_or_default();
-    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    if field(0) != common::config::ADMIN_DATABASE {
+    let row = rows(&messages).into_iter().next().unwrap_or_else(Row::none);
+    let database = row.string("database");
+    if database != common::config::ADMIN_DATABASE {
         return Err(Error::Refused(format!(
             "the admin connection ({}) landed in database {:?}, not postgres; nothing was changed",
             request.admin.redacted(),
-            field(0)
+            database
         )));
     }
-    if field(4) != "t" {
+    if !row.bool("database_exists") {
         return Err(Error::Refused(format!(
             "the database {db} does not exist on this instance: there is nothing to reset; create it with infra/db/provision.sh; nothing was changed"
         )));
     }
-    let superuser = field(2) == "t";
-    let creates_as_owner = field(3) == "t" && field(6) == "t";
+    let superuser = row.bool("superuser");
+    let creates_as_owner = row.bool("createdb") && row.bool("owner_member");
     if !(superuser || creates_as_owner) {
         return Err(Error::Refused(format!(
             "the admin role {:?} ({}) can neither drop nor recreate {db}: it must be a superuser, or have CREATEDB and be a member of the owner {:?}; nothing was changed",
-            field(1),
+            row.string("role"),
             request.admin.redacted(),
-            field(5)
+            row.string("owner")
         )));
     }
     Ok(admin)

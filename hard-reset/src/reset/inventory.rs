@@ -13,8 +13,9 @@ use postgres::Client;
 
 use crate::reset::sessions::{self, Session};
 use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
-use common::connect::{self, rows};
+use common::connect;
 use common::error::Error;
+use common::rows::{rows, Row};
 use common::tracking::{self, Shape};
 
 /// Tables up to this size get an exact row count; larger ones show the planner's estimate
@@ -163,17 +164,19 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
         .map_err(|e| failed("setting timeouts", &e))?;
     let messages = env
         .simple_query(
-            "SELECT pg_catalog.pg_size_pretty(pg_catalog.pg_database_size(current_database())), \
-                    pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_backend_pid(), \
-                    d.oid::text || '@' || pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::text \
+            "SELECT pg_catalog.pg_size_pretty(pg_catalog.pg_database_size(current_database())) AS size, \
+                    pg_catalog.pg_get_userbyid(d.datdba) AS owner, pg_catalog.pg_backend_pid() AS pid, \
+                    d.oid::text || '@' || pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::text AS instance \
              FROM pg_catalog.pg_database d WHERE d.datname = current_database()",
         )
         .map_err(|e| failed("reading the database's size", &e))?;
-    let row = rows(&messages).into_iter().next().unwrap_or_default();
-    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    let (size, owner) = (field(0), field(1));
-    same_instance(request, admin, &field(3))?;
-    let own_pid: i32 = field(2).parse().unwrap_or(0);
+    let row = rows(&messages).into_iter().next().unwrap_or_else(Row::none);
+    let (size, owner) = (row.string("size"), row.string("owner"));
+    same_instance(request, admin, &row.string("instance"))?;
+    let own_pid = row
+        .i64("pid")
+        .and_then(|pid| i32::try_from(pid).ok())
+        .unwrap_or(0);
     let tables = tables(&mut env).map_err(|e| failed("listing the tables", &e))?;
     let migrations = applied(&mut env).map_err(|e| failed("reading the tracking table", &e))?;
     let sessions = sessions::list(admin, db, &[own_pid])
@@ -197,7 +200,7 @@ pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, E
 fn same_instance(request: &Request, admin: &mut Client, env_identity: &str) -> Result<(), Error> {
     let messages = admin
         .simple_query(&format!(
-            "SELECT d.oid::text || '@' || pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::text \
+            "SELECT d.oid::text || '@' || pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::text AS instance \
              FROM pg_catalog.pg_database d WHERE d.datname = {}",
             connect::literal(request.database())
         ))
@@ -205,7 +208,7 @@ fn same_instance(request: &Request, admin: &mut Client, env_identity: &str) -> R
     let admin_identity = rows(&messages)
         .into_iter()
         .next()
-        .and_then(|row| row.into_iter().next().flatten())
+        .map(|row| row.string("instance"))
         .unwrap_or_default();
     if admin_identity.is_empty() || admin_identity != env_identity {
         return Err(Error::Refused(format!(
@@ -224,9 +227,9 @@ fn same_instance(request: &Request, admin: &mut Client, env_identity: &str) -> R
 /// readable, and among the first [`MAX_TABLES_SHOWN`].
 fn tables(env: &mut Client) -> Result<Vec<Table>, postgres::Error> {
     let messages = env.simple_query(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind::text, \
-                c.reltuples::bigint, pg_catalog.pg_relation_size(c.oid), \
-                pg_catalog.has_table_privilege(c.oid, 'SELECT') \
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS kind, \
+                c.reltuples::bigint AS estimate, pg_catalog.pg_relation_size(c.oid) AS bytes, \
+                pg_catalog.has_table_privilege(c.oid, 'SELECT') AS readable \
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'p', 'm') \
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
@@ -235,19 +238,15 @@ fn tables(env: &mut Client) -> Result<Vec<Table>, postgres::Error> {
     )?;
     let mut tables = Vec::new();
     for row in rows(&messages) {
-        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let name = field(0);
-        let estimate: i64 = field(2).parse().unwrap_or(-1);
-        let bytes: i64 = field(3).parse().unwrap_or(i64::MAX);
-        let readable = field(4) == "t" && field(1) == "r";
+        let name = row.string("name");
+        let estimate = row.i64("estimate").unwrap_or(-1);
+        let bytes = row.i64("bytes").unwrap_or(i64::MAX);
+        let readable = row.bool("readable") && row.text("kind") == Some("r");
         let mut counted = None;
         if readable && bytes <= EXACT_COUNT_MAX_BYTES && tables.len() < MAX_TABLES_SHOWN {
             // Outside a transaction, so a failure (a lock held by the runtime) spoils nothing.
             if let Ok(m) = env.simple_query(&format!("SELECT count(*) FROM {name}")) {
-                counted = rows(&m)
-                    .first()
-                    .and_then(|r| r.first().cloned().flatten())
-                    .and_then(|n| n.parse().ok());
+                counted = rows(&m).first().and_then(|r| r.i64("count"));
             }
         }
         let rows = match (counted, estimate) {

@@ -13,7 +13,8 @@ use std::fmt;
 use postgres::Client;
 
 use crate::reset::inside::Inside;
-use common::connect::{literal, result_sets};
+use common::connect::literal;
+use common::rows::{result_sets, Row};
 
 /// One `aclitem` of `datacl`, possibly covering several privileges: what one GRANT replays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +142,12 @@ fn record_query(db: &str) -> String {
 /// Reads the [`Recorded`] properties of `db` in one round trip.
 pub(super) fn record(admin: &mut Client, db: &str) -> Result<Recorded, postgres::Error> {
     let messages = admin.simple_query(&record_query(db))?;
-    Ok(recorded_from(db, &result_sets(&messages)))
+    // Read by position (the columns of record_query, in order).
+    let sets: Vec<Vec<Vec<Option<String>>>> = result_sets(&messages)
+        .into_iter()
+        .map(|set| set.into_iter().map(Row::into_values).collect())
+        .collect();
+    Ok(recorded_from(db, &sets))
 }
 
 /// Groups `aclexplode` rows (grantor, grantee or NULL for PUBLIC, privilege, grantable), in

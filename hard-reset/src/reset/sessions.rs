@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 
 use crate::reset::{Operator, TERMINATE_ANSWER};
-use common::connect::{literal, rows};
+use common::connect::literal;
 use common::error::describe_pg;
 use common::report::human_duration;
+use common::rows::rows;
 
 /// After the stop command, how long sessions get to end by themselves before the operator is
 /// asked about them: a stopped client's backend exits a moment after its socket closes.
@@ -33,14 +34,15 @@ const POLL: Duration = Duration::from_millis(100);
 /// What is shown for a session's detail that `pg_stat_activity` does not show the admin role.
 const NOT_VISIBLE: &str = "not visible to this role";
 
-/// The columns of a [`Session`] from `pg_stat_activity a`, in its field order.
+/// The columns of a [`Session`] from `pg_stat_activity a`, named for [`sessions`].
 fn session_columns() -> String {
     format!(
-        "a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
+        "a.pid AS pid, coalesce(a.usename::text, '') AS usename, \
+         coalesce(a.application_name, '') AS application_name, \
          CASE WHEN a.client_addr IS NOT NULL THEN pg_catalog.host(a.client_addr) \
-              WHEN a.client_port = -1 THEN 'local socket' ELSE {not_visible} END, \
-         coalesce(date_trunc('second', a.backend_start)::text, {not_visible}), \
-         coalesce(a.state, {not_visible})",
+              WHEN a.client_port = -1 THEN 'local socket' ELSE {not_visible} END AS client, \
+         coalesce(date_trunc('second', a.backend_start)::text, {not_visible}) AS since, \
+         coalesce(a.state, {not_visible}) AS state",
         not_visible = literal(NOT_VISIBLE)
     )
 }
@@ -49,16 +51,16 @@ fn session_columns() -> String {
 fn sessions(messages: &[postgres::SimpleQueryMessage]) -> Vec<Session> {
     rows(messages)
         .into_iter()
-        .map(|row| {
-            let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-            Session {
-                pid: field(0).parse().unwrap_or(0),
-                user: field(1),
-                application: field(2),
-                client: field(3),
-                since: field(4),
-                state: field(5),
-            }
+        .map(|row| Session {
+            pid: row
+                .i64("pid")
+                .and_then(|pid| i32::try_from(pid).ok())
+                .unwrap_or(0),
+            user: row.string("usename"),
+            application: row.string("application_name"),
+            client: row.string("client"),
+            since: row.string("since"),
+            state: row.string("state"),
         })
         .collect()
 }
@@ -232,14 +234,14 @@ fn terminate(
     let pids: Vec<String> = sessions.iter().map(|s| s.pid.to_string()).collect();
     let messages = admin
         .simple_query(&format!(
-            "SELECT pid, pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.unnest(ARRAY[{}]::int[]) AS pid",
+            "SELECT pid, pg_catalog.pg_terminate_backend(pid) AS terminated FROM pg_catalog.unnest(ARRAY[{}]::int[]) AS pid",
             pids.join(", ")
         ))
         .map_err(|e| format!("pg_terminate_backend: {}", describe_pg(&e)))?;
     let refused: Vec<String> = rows(&messages)
         .into_iter()
-        .filter(|r| r.get(1).cloned().flatten().as_deref() != Some("t"))
-        .filter_map(|r| r.first().cloned().flatten())
+        .filter(|r| !r.bool("terminated"))
+        .map(|r| r.string("pid"))
         .collect();
     // `false` also means the session had already gone; only those still there count.
     let deadline = Instant::now() + TERMINATE_WAIT;
