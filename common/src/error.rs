@@ -72,6 +72,20 @@ pub enum Error {
     #[error("{}", list("refusing to migrate: the database and the migrations directory disagree (nothing was applied)", &crate::plan::summarize(.0)))]
     Drift(Vec<crate::plan::Drift>),
 
+    /// A migration failed (file, line, column, SQLSTATE, what this run applied before it).
+    /// Exit 1.
+    #[error(transparent)]
+    Migration(Box<crate::run_error::MigrationFailed>),
+
+    /// Another run held the migration lock for longer than `--lock-wait` (its holder).
+    /// Exit 1.
+    #[error(transparent)]
+    LockNotAcquired(Box<crate::run_error::LockNotAcquired>),
+
+    /// The operator interrupted the run (what was cancelled, what stays applied). Exit 1.
+    #[error(transparent)]
+    Interrupted(Box<crate::run_error::Interrupted>),
+
     /// Any other failure of an operation (a failed migration, the lock not acquired, an
     /// aborted confirmation, an unexpected database error). Exit 1.
     #[error("{0}")]
@@ -89,6 +103,9 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Unreachable { .. } => "unreachable",
             Error::Drift(_) => "drift",
+            Error::Migration(_) => "migration",
+            Error::LockNotAcquired(_) => "lock-not-acquired",
+            Error::Interrupted(_) => "interrupted",
             Error::Failed(_) => "failed",
         }
     }
@@ -100,7 +117,11 @@ impl Error {
                 ExitCode::Invalid
             }
             Error::Unreachable { .. } => ExitCode::Unreachable,
-            Error::Drift(_) | Error::Failed(_) => ExitCode::Failed,
+            Error::Drift(_)
+            | Error::Migration(_)
+            | Error::LockNotAcquired(_)
+            | Error::Interrupted(_)
+            | Error::Failed(_) => ExitCode::Failed,
         }
     }
 }

@@ -21,6 +21,7 @@
 //! - [`lock`]: the migration lock (a polled session advisory lock);
 //! - [`apply`]: running one file atomically with its tracking row;
 //! - [`cancel`]: Ctrl-C during a run cancels the running file instead of abandoning it;
+//! - [`run_error`]: why a run stopped: a failed migration, the lock, an interruption;
 //! - [`runner`]: a whole `migrate` run, its dry run, and `status`;
 //! - [`check`]: the compatibility check of `schema-check` and the runtime;
 //! - [`manifest`]: the manifest document (versions and checksums without the files);
@@ -47,6 +48,7 @@ pub mod report;
 pub mod role;
 pub mod rows;
 pub mod rules;
+pub mod run_error;
 pub mod runner;
 pub mod sql;
 pub mod tracking;

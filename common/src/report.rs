@@ -55,6 +55,24 @@ impl Failure for Error {
                     .collect();
                 fields.insert("errors".into(), Value::Array(errors));
             }
+            Error::Migration(e) => {
+                fields.extend(failure_fields(&e.failure));
+                fields.insert("applied_before".into(), json!(e.applied_before));
+            }
+            Error::LockNotAcquired(e) => {
+                fields.insert("database".into(), json!(e.database));
+                fields.insert("waited_ms".into(), json!(e.waited.as_millis() as u64));
+                fields.insert("holder".into(), json!(e.holder));
+            }
+            Error::Interrupted(e) => {
+                fields.insert(
+                    "cancelled".into(),
+                    e.cancelled
+                        .as_ref()
+                        .map_or(Value::Null, |f| Value::Object(failure_fields(f))),
+                );
+                fields.insert("applied".into(), json!(e.applied));
+            }
             Error::Manifest(e) => {
                 fields.insert("manifest_error".into(), json!(e.id()));
             }
@@ -62,6 +80,21 @@ impl Failure for Error {
         }
         fields
     }
+}
+
+/// A failed file's fields: where, the SQLSTATE, and what stays of a no-transaction file.
+fn failure_fields(failure: &crate::apply::Failure) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("file".into(), json!(failure.file_name));
+    fields.insert("line".into(), json!(failure.location.map(|l| l.0)));
+    fields.insert("column".into(), json!(failure.location.map(|l| l.1)));
+    fields.insert("sqlstate".into(), json!(failure.sqlstate));
+    fields.insert("transactional".into(), json!(failure.transactional));
+    fields.insert("statements_run".into(), json!(failure.statements_run));
+    fields.insert("invalid_indexes".into(), json!(failure.invalid_indexes));
+    fields.insert("retries".into(), json!(failure.retries));
+    fields.insert("connection_lost".into(), json!(failure.connection_lost));
+    fields
 }
 
 /// A sub-second-aware duration for progress lines: `12 ms`, `1.42 s`.
