@@ -117,6 +117,8 @@ mod tests {
             invalid_indexes: Vec::new(),
             retries: 0,
             connection_lost: false,
+            lock_lost: false,
+            unrecorded_complete: false,
         }
     }
 
