@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::apply::Failure;
 use crate::lock::Holder;
 use crate::report::human_duration;
+use crate::runner::APPLICATION;
 
 /// A migration failed; the files applied before it by this run stay applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +65,11 @@ impl fmt::Display for LockNotAcquired {
         );
         write!(
             f,
-            "the migration lock on {} was not acquired within {}: another migrate run holds it ({who}); nothing was applied. Wait for that run and try again; if it is stuck, end it with SELECT pg_terminate_backend(<pid>) (its current file is rolled back)",
+            "the migration lock on {} was not acquired within {}: another migrate run holds it ({who}); nothing was applied. Wait for that run and try again; if it is stuck, end both of its sessions, the lock's and the one running the file (its current transactional file is rolled back): SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND application_name IN ('{APPLICATION}', '{lock_app}')",
             self.database,
-            human_duration(self.waited)
+            human_duration(self.waited),
+            db = self.database,
+            lock_app = crate::lock::APPLICATION,
         )
     }
 }

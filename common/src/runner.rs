@@ -20,6 +20,7 @@ use crate::lock::{self, Acquired};
 use crate::migrations::Migration;
 use crate::plan::{self, reconcile, Entry, Known, State};
 use crate::report::{human_duration, Report};
+use crate::run_error::{Interrupted, LockNotAcquired, MigrationFailed};
 use crate::tracking::{self, Shape};
 
 /// The application name the runner's sessions show in `pg_stat_activity`.
@@ -150,9 +151,42 @@ pub fn migrate(
     if options.dry_run {
         return dry_run(&mut client, url, env, files);
     }
+    let mut hold = take_lock(url, env, options, progress)?;
+    let ensured = ensure_table(&mut client, url, files, progress)?;
+    let applied = tracking::read(&mut client, Shape::Current)
+        .map_err(|e| failed(url, "reading the tracking table", &e))?;
+    let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
+    let mut summary = Summary {
+        database: env.database().to_string(),
+        already_applied: plan.already_applied,
+        table_created: ensured.created,
+        upgraded: ensured.upgraded,
+        ..Summary::default()
+    };
+    if plan.pending.is_empty() {
+        progress(&format!("{}: nothing to apply", env.database()));
+    }
+    let mut run = Run {
+        url,
+        env,
+        options,
+        client: &mut client,
+        hold: &mut hold,
+        summary: &mut summary,
+    };
+    run.apply_pending(&plan.pending, progress)?;
+    hold.release();
+    Ok(summary)
+}
 
-    // The lock lives in a session of its own that never runs a line of a migration file, so
-    // that no file can release it (see crate::lock). Pinned like every tool session.
+/// Takes the migration lock in a session of its own that never runs a line of a migration
+/// file, so that no file can release it (see [`crate::lock`]); pinned like every tool session.
+fn take_lock(
+    url: &DbUrl,
+    env: Env,
+    options: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<lock::Hold, Error> {
     let lock_session = connect::open(url, env, lock::APPLICATION, options.connect_timeout)?;
     let acquired = lock::acquire(lock_session, options.lock_wait, |holder| {
         let who = holder.map_or("an unknown session".to_string(), |h| h.to_string());
@@ -162,23 +196,25 @@ pub fn migrate(
         ));
     })
     .map_err(|e| failed(url, "taking the migration lock", &e))?;
-    let mut hold = match acquired {
-        Acquired::Yes(hold) => hold,
-        Acquired::No(holder) => {
-            let who = holder.map_or("a session that has ended meanwhile".to_string(), |h| {
-                h.to_string()
-            });
-            return Err(Error::Failed(format!(
-                "the migration lock on {} was not acquired within {}: another migrate run holds it ({who}); nothing was applied. Wait for that run and try again; if it is stuck, end both of its sessions, the lock's and the one running the file (its current transactional file is rolled back): SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND application_name IN ('{APPLICATION}', '{lock_app}')",
-                env.database(),
-                human_duration(options.lock_wait),
-                db = env.database(),
-                lock_app = lock::APPLICATION,
-            )));
-        }
-    };
+    match acquired {
+        Acquired::Yes(hold) => Ok(hold),
+        Acquired::No(holder) => Err(Error::LockNotAcquired(Box::new(LockNotAcquired {
+            database: env.database().to_string(),
+            waited: options.lock_wait,
+            holder,
+        }))),
+    }
+}
 
-    let ensured = tracking::ensure(&mut client, files).map_err(|e| {
+/// Creates or upgrades the tracking table, keeps the tools' tables read-only for other roles,
+/// and says what it did.
+fn ensure_table(
+    client: &mut Client,
+    url: &DbUrl,
+    files: &[Migration],
+    progress: &mut dyn FnMut(&str),
+) -> Result<tracking::Ensured, Error> {
+    let ensured = tracking::ensure(client, files).map_err(|e| {
         let mut error = failed(url, "creating or upgrading the tracking table", &e);
         if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
             if let Error::Failed(message) = &mut error {
@@ -207,8 +243,7 @@ pub fn migrate(
             versions.len()
         ));
     }
-
-    let revoked = crate::grants::keep_tools_tables_read_only(&mut client).map_err(|e| {
+    let revoked = crate::grants::keep_tools_tables_read_only(client).map_err(|e| {
         failed(
             url,
             "keeping the tools' tables read-only for other roles",
@@ -221,47 +256,83 @@ pub fn migrate(
             revoked.join("; ")
         ));
     }
+    Ok(ensured)
+}
 
-    let applied = tracking::read(&mut client, Shape::Current)
-        .map_err(|e| failed(url, "reading the tracking table", &e))?;
-    let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
-    let mut summary = Summary {
-        database: env.database().to_string(),
-        already_applied: plan.already_applied,
-        table_created: ensured.created,
-        upgraded: ensured.upgraded,
-        ..Summary::default()
-    };
-    if plan.pending.is_empty() {
-        progress(&format!("{}: nothing to apply", env.database()));
-    }
-    let interrupt = if options.cancel_on_signal {
-        Some(
-            CancelOnSignal::start(client.cancel_token())
-                .map_err(|e| Error::Failed(format!("cannot watch for Ctrl-C: {e}")))?,
-        )
-    } else {
-        None
-    };
-    let interrupted_now = || interrupt.as_ref().is_some_and(CancelOnSignal::arrived);
-    for migration in plan.pending {
-        if interrupted_now() {
-            return Err(interrupted(&summary, None));
+/// The part of a run that applies the pending files, holding the lock.
+struct Run<'a> {
+    url: &'a DbUrl,
+    env: Env,
+    options: &'a Options,
+    client: &'a mut Client,
+    hold: &'a mut lock::Hold,
+    summary: &'a mut Summary,
+}
+
+impl Run<'_> {
+    /// Applies `pending` in order; the first failure or an interruption ends the run.
+    fn apply_pending(
+        &mut self,
+        pending: &[&Migration],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(), Error> {
+        let interrupt = if self.options.cancel_on_signal {
+            Some(
+                CancelOnSignal::start(self.client.cancel_token())
+                    .map_err(|e| Error::Failed(format!("cannot watch for Ctrl-C: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let interrupted_now = || interrupt.as_ref().is_some_and(CancelOnSignal::arrived);
+        for &migration in pending {
+            if interrupted_now() {
+                return Err(self.interrupted(None));
+            }
+            progress(&format!("applying {}", migration.version));
+            match self.apply_one(migration, progress, &interrupted_now) {
+                Ok(duration) => {
+                    if let Some(watch) = &interrupt {
+                        // A no-transaction file may have been recorded from a new session.
+                        watch.retarget(self.client.cancel_token());
+                    }
+                    progress(&format!(
+                        "applied  {} ({})",
+                        migration.version,
+                        human_duration(duration)
+                    ));
+                    self.summary.applied.push(AppliedFile {
+                        version: migration.version.clone(),
+                        duration,
+                    });
+                }
+                Err(failure) if interrupted_now() => return Err(self.interrupted(Some(*failure))),
+                Err(failure) => return Err(self.failed(migration, *failure)),
+            }
         }
-        progress(&format!("applying {}", migration.version));
+        Ok(())
+    }
+
+    /// Applies one file; a no-transaction file whose session ended after its last statement
+    /// is recorded from a new session ([`recover_unrecorded`]).
+    fn apply_one(
+        &mut self,
+        migration: &Migration,
+        progress: &mut dyn FnMut(&str),
+        interrupted_now: &dyn Fn() -> bool,
+    ) -> Result<Duration, Box<apply::Failure>> {
         let started = std::time::Instant::now();
-        let result = match apply::apply_one(
-            &mut client,
-            &mut hold,
+        let (url, env, options) = (self.url, self.env, self.options);
+        match apply::apply_one(
+            self.client,
+            self.hold,
             migration,
             &options.settings,
             progress,
-            &interrupted_now,
+            interrupted_now,
         ) {
             Err(failure) if failure.unrecorded_complete => {
-                let recovered =
-                    recover_unrecorded(url, env, options, &mut client, &mut hold, migration);
-                if recovered {
+                if recover_unrecorded(url, env, options, self.client, self.hold, migration) {
                     progress(&format!(
                         "  {}: its session ended after its last statement; recorded from a new session",
                         migration.file_name
@@ -272,49 +343,40 @@ pub fn migrate(
                 }
             }
             other => other,
-        };
-        match result {
-            Ok(duration) => {
-                if let Some(watch) = &interrupt {
-                    // A no-transaction file may have been recorded from a new session.
-                    watch.retarget(client.cancel_token());
-                }
-                progress(&format!(
-                    "applied  {} ({})",
-                    migration.version,
-                    human_duration(duration)
-                ));
-                summary.applied.push(AppliedFile {
-                    version: migration.version.clone(),
-                    duration,
-                });
-            }
-            Err(failure) if interrupted_now() => {
-                return Err(interrupted(&summary, Some(&failure.to_string())));
-            }
-            Err(failure) => {
-                let kept = if summary.applied.is_empty() {
-                    "no file was applied by this run".to_string()
-                } else {
-                    format!(
-                        "the {} files applied before it stay applied",
-                        summary.applied.len()
-                    )
-                };
-                let mut message = format!("{failure}\n  {kept}");
-                if client.is_closed() {
-                    message.push_str(&format!(
-                        "\n  {}",
-                        after_lost_connection(url, env, &migration.version)
-                    ));
-                }
-                return Err(Error::Failed(message));
-            }
         }
     }
-    drop(interrupt);
-    hold.release();
-    Ok(summary)
+
+    /// The versions this run applied so far.
+    fn applied(&self) -> Vec<String> {
+        self.summary
+            .applied
+            .iter()
+            .map(|file| file.version.clone())
+            .collect()
+    }
+
+    /// A failed file: what was applied before it, and after a lost connection what a new
+    /// session finds.
+    fn failed(&self, migration: &Migration, failure: apply::Failure) -> Error {
+        let after_lost_connection = self
+            .client
+            .is_closed()
+            .then(|| after_lost_connection(self.url, self.env, &migration.version));
+        Error::Migration(Box::new(MigrationFailed {
+            failure,
+            applied_before: self.applied(),
+            after_lost_connection,
+        }))
+    }
+
+    /// The run stopped on the operator's Ctrl-C (or a SIGTERM): what was cancelled, and what
+    /// stays applied.
+    fn interrupted(&self, cancelled: Option<apply::Failure>) -> Error {
+        Error::Interrupted(Box::new(Interrupted {
+            cancelled,
+            applied: self.applied(),
+        }))
+    }
 }
 
 /// A no-transaction file whose every statement ran, but whose session ended before its row
@@ -376,24 +438,6 @@ fn after_lost_connection(url: &DbUrl, env: Env, version: &str) -> String {
             "the connection to the server was lost during the file and the server cannot be asked now: {version} is recorded if and only if it was applied; run `migrate status` when the server is back"
         ),
     }
-}
-
-/// The run stopped on the operator's Ctrl-C (or a SIGTERM): what was cancelled, and what
-/// stays applied.
-fn interrupted(summary: &Summary, cancelled: Option<&str>) -> Error {
-    let mut message = String::from("interrupted (Ctrl-C, SIGTERM or a lost terminal): ");
-    match cancelled {
-        Some(failure) => message.push_str(&format!(
-            "the running file was cancelled:\n  {}",
-            failure.replace('\n', "\n  ")
-        )),
-        None => message.push_str("stopped before the next file"),
-    }
-    message.push_str(&format!(
-        "\n  {} files applied by this run stay applied; run migrate again to continue",
-        summary.applied.len()
-    ));
-    Error::Failed(message)
 }
 
 /// The dry run: reads in a read-only transaction and plans; the tracking table is neither
