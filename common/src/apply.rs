@@ -438,22 +438,7 @@ fn apply_statements(
         statements_total: statements.len(),
         ..Failure::of(migration, error)
     };
-    // An INVALID index (a CREATE INDEX CONCURRENTLY that failed earlier) would be kept by a
-    // re-run written with IF NOT EXISTS, and the file recorded as applied over a broken
-    // index: refuse until it is dropped.
-    let invalid = invalid_indexes(client);
-    if !invalid.is_empty() {
-        return Err(Box::new(Failure {
-            invalid_indexes: invalid.clone(),
-            ..failure(
-                format!(
-                    "refusing to run this no-transaction file while the database has INVALID indexes ({}); nothing of it ran",
-                    invalid.join(", ")
-                ),
-                &[],
-            )
-        }));
-    }
+    refuse_invalid_indexes(client, &failure)?;
     let mut run = Vec::new();
     for statement in &statements {
         let here = statement
@@ -474,19 +459,7 @@ fn apply_statements(
                 ..failure(format!("{lost}; this statement did not run"), &run)
             }));
         }
-        let text = statement.text(src);
-        let concurrent = is_concurrent(text);
-        if concurrent {
-            // CONCURRENTLY waits for every older transaction to end, and those waits count
-            // against lock_timeout: 10 s would fail it on any busy database and leave an
-            // INVALID index. Its own lock (SHARE UPDATE EXCLUSIVE) blocks no reads or writes,
-            // so waiting is harmless to everyone else.
-            let _ = client.batch_execute("SET lock_timeout = 0");
-        }
-        let result = client.batch_execute(text);
-        if concurrent {
-            let _ = client.batch_execute("RESET lock_timeout");
-        }
+        let result = run_statement(client, statement.text(src));
         let line = here.map_or(1, |(line, _)| line);
         if let Err(err) = result {
             let code = sqlstate(&err);
@@ -508,13 +481,63 @@ fn apply_statements(
         }
         run.push(line);
     }
+    record_after_statements(client, hold, migration, |error| failure(error, &run))?;
+    Ok(started.elapsed())
+}
+
+/// An INVALID index (a CREATE INDEX CONCURRENTLY that failed earlier) would be kept by a
+/// re-run written with IF NOT EXISTS, and the file recorded as applied over a broken index:
+/// a no-transaction file is refused until it is dropped.
+fn refuse_invalid_indexes(
+    client: &mut Client,
+    failure: &dyn Fn(String, &[usize]) -> Failure,
+) -> Result<(), Box<Failure>> {
+    let invalid = invalid_indexes(client);
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    Err(Box::new(Failure {
+        invalid_indexes: invalid.clone(),
+        ..failure(
+            format!(
+                "refusing to run this no-transaction file while the database has INVALID indexes ({}); nothing of it ran",
+                invalid.join(", ")
+            ),
+            &[],
+        )
+    }))
+}
+
+/// Runs one statement of a no-transaction file. `... CONCURRENTLY` runs without
+/// lock_timeout: it waits for every older transaction to end, and those waits count against
+/// lock_timeout (10 s would fail it on any busy database and leave an INVALID index). Its own
+/// lock (SHARE UPDATE EXCLUSIVE) blocks no reads or writes, so waiting is harmless to others.
+fn run_statement(client: &mut Client, text: &str) -> Result<(), postgres::Error> {
+    let concurrent = is_concurrent(text);
+    if concurrent {
+        let _ = client.batch_execute("SET lock_timeout = 0");
+    }
+    let result = client.batch_execute(text);
+    if concurrent {
+        let _ = client.batch_execute("RESET lock_timeout");
+    }
+    result
+}
+
+/// After every statement of a no-transaction file ran: proves the lock, then writes the row.
+/// `failure` builds a failure that lists the statements that ran.
+fn record_after_statements(
+    client: &mut Client,
+    hold: &mut Hold,
+    migration: &Migration,
+    failure: impl Fn(String) -> Failure,
+) -> Result<(), Box<Failure>> {
     if let Err(lost) = hold.verify() {
         return Err(Box::new(Failure {
             lock_lost: true,
-            ..failure(
-                format!("{lost}; every statement ran, the version was not recorded"),
-                &run,
-            )
+            ..failure(format!(
+                "{lost}; every statement ran, the version was not recorded"
+            ))
         }));
     }
     record(client, migration).map_err(|err| {
@@ -524,16 +547,12 @@ fn apply_statements(
             connection_lost: lost,
             lock_lost: describe_pg(&err).contains(GUARD_LOCK_LOST),
             unrecorded_complete: lost,
-            ..failure(
-                format!(
-                    "every statement ran, but recording the version failed: {}",
-                    describe_pg(&err)
-                ),
-                &run,
-            )
+            ..failure(format!(
+                "every statement ran, but recording the version failed: {}",
+                describe_pg(&err)
+            ))
         })
-    })?;
-    Ok(started.elapsed())
+    })
 }
 
 /// Writes the tracking row of a no-transaction file whose statements have all run: first the

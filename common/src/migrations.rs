@@ -366,93 +366,17 @@ fn parse(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Migration, Vec<Warning>), Vec<DirectoryError>> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            return Err(vec![DirectoryError::new(
-                name,
-                Rule::NotUtf8 {
-                    line,
-                    byte: e.valid_up_to(),
-                },
-            )]);
-        }
-    };
+    let text = decode(name, bytes).map_err(|e| vec![e])?;
     if let Some(error) = unsendable(name, text) {
         return Err(vec![error]);
     }
     let sql = normalise(text);
     let first_line = sql.lines().next().unwrap_or("");
     let transactional = first_line != NO_TRANSACTION_MARKER;
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-
     let lexed = sql::split(&sql);
-    for problem in &lexed.problems {
-        errors.push(DirectoryError::at(
-            name,
-            sql::line_col(&sql, problem.offset),
-            Rule::Unrunnable(problem.kind),
-        ));
-    }
-    for control in lexed.transaction_control(&sql) {
-        errors.push(DirectoryError::at(
-            name,
-            sql::line_col(&sql, control.offset),
-            Rule::TransactionControl {
-                keyword: control.keyword.clone(),
-                transactional,
-            },
-        ));
-    }
-    for statement in &lexed.statements {
-        if transactional {
-            if let Some(command) =
-                transaction_context::refused_in_transaction(&sql::words(statement.text(&sql)))
-            {
-                errors.push(refused_in_transaction(name, &sql, statement, command));
-            }
-        }
-        if copies_with_client(statement.text(&sql)) {
-            let at = statement
-                .first_token_offset(&sql)
-                .unwrap_or(statement.start);
-            errors.push(DirectoryError::at(
-                name,
-                sql::line_col(&sql, at),
-                Rule::CopyWithClient,
-            ));
-        }
-    }
-
+    let errors = content_errors(name, &sql, &lexed, transactional);
     let blank = lexed.is_blank(&sql);
-    if blank {
-        warnings.push(Warning {
-            file: name.to_string(),
-            message: "holds no statement; it will be applied as a no-op and recorded".into(),
-        });
-    }
-    if transactional && looks_like_marker(first_line) {
-        warnings.push(Warning {
-            file: name.to_string(),
-            message: format!(
-                "the first line looks like the no-transaction marker but is not exactly `{NO_TRANSACTION_MARKER}`: the file runs in a transaction"
-            ),
-        });
-    }
-    if !transactional && !sql.lines().skip(1).any(|l| !l.trim().is_empty()) {
-        // Nothing after the marker: harmless, but worth a look.
-        warnings.push(Warning {
-            file: name.to_string(),
-            message: "is marked no-transaction but holds nothing after the marker".into(),
-        });
-    }
-
+    let warnings = content_warnings(name, &sql, blank, transactional);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -467,6 +391,97 @@ fn parse(
         blank,
     };
     Ok((migration, warnings))
+}
+
+/// The file's bytes as UTF-8, or the line and byte of the first invalid one.
+fn decode<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, DirectoryError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        DirectoryError::new(
+            name,
+            Rule::NotUtf8 {
+                line,
+                byte: e.valid_up_to(),
+            },
+        )
+    })
+}
+
+/// What the lexer finds that cannot run: unterminated quotes and meta-commands, transaction
+/// control, and `COPY` with the client.
+fn content_errors(
+    name: &str,
+    sql: &str,
+    lexed: &sql::Lexed,
+    transactional: bool,
+) -> Vec<DirectoryError> {
+    let mut errors = Vec::new();
+    for problem in &lexed.problems {
+        errors.push(DirectoryError::at(
+            name,
+            sql::line_col(sql, problem.offset),
+            Rule::Unrunnable(problem.kind),
+        ));
+    }
+    for control in lexed.transaction_control(sql) {
+        errors.push(DirectoryError::at(
+            name,
+            sql::line_col(sql, control.offset),
+            Rule::TransactionControl {
+                keyword: control.keyword.clone(),
+                transactional,
+            },
+        ));
+    }
+    for statement in &lexed.statements {
+        if transactional {
+            if let Some(command) =
+                transaction_context::refused_in_transaction(&sql::words(statement.text(sql)))
+            {
+                errors.push(refused_in_transaction(name, sql, statement, command));
+            }
+        }
+        if copies_with_client(statement.text(sql)) {
+            let at = statement.first_token_offset(sql).unwrap_or(statement.start);
+            errors.push(DirectoryError::at(
+                name,
+                sql::line_col(sql, at),
+                Rule::CopyWithClient,
+            ));
+        }
+    }
+    errors
+}
+
+/// Legal but suspicious: an empty file, a near-miss marker, a marker with nothing after it.
+fn content_warnings(name: &str, sql: &str, blank: bool, transactional: bool) -> Vec<Warning> {
+    let first_line = sql.lines().next().unwrap_or("");
+    let warning = |message: String| Warning {
+        file: name.to_string(),
+        message,
+    };
+    let mut warnings = Vec::new();
+    if blank {
+        warnings.push(warning(
+            "holds no statement; it will be applied as a no-op and recorded".into(),
+        ));
+    }
+    if transactional && looks_like_marker(first_line) {
+        warnings.push(warning(format!(
+            "the first line looks like the no-transaction marker but is not exactly `{NO_TRANSACTION_MARKER}`: the file runs in a transaction"
+        )));
+    }
+    if !transactional && !sql.lines().skip(1).any(|l| !l.trim().is_empty()) {
+        // Nothing after the marker: harmless, but worth a look.
+        warnings.push(warning(
+            "is marked no-transaction but holds nothing after the marker".into(),
+        ));
+    }
+    warnings
 }
 
 /// The largest file the runner sends: PostgreSQL refuses a protocol message longer than
