@@ -658,13 +658,13 @@ fn locate_by_replay(
 
 /// Indexes marked invalid in the current database.
 fn invalid_indexes(client: &mut Client) -> Vec<String> {
-    let sql = "SELECT indexrelid::regclass::text FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1";
+    let sql = "SELECT indexrelid::regclass::text AS index FROM pg_catalog.pg_index WHERE NOT indisvalid ORDER BY 1";
     client
         .simple_query(sql)
         .map(|m| {
-            crate::connect::rows(&m)
-                .into_iter()
-                .filter_map(|r| r.into_iter().next().flatten())
+            crate::rows::rows(&m)
+                .iter()
+                .filter_map(|r| r.text("index").map(str::to_string))
                 .collect()
         })
         .unwrap_or_default()

@@ -40,8 +40,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::config::{DbUrl, Env};
-use crate::connect::{self, check_identity, identity_query};
+use crate::connect;
 use crate::error::{Error, ExitCode};
+use crate::identity::{check_identity, identity_query};
 use crate::lock::{self, Holder};
 use crate::manifest::{Document, ManifestError};
 use crate::migrations::Migration;
@@ -219,7 +220,7 @@ const UNDEFINED_COLUMN: &str = "42703";
 /// What the database said, before judging.
 #[derive(Debug, Default)]
 struct Observed {
-    identity: Vec<Option<String>>,
+    identity: Row,
     lock_held: bool,
     holder: Option<Holder>,
     invalid_indexes: Vec<String>,
@@ -312,9 +313,9 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
     // the three separate statements' server time. The holder's details are a second query,
     // only when there is a holder (a migration running: rare).
     let common = format!(
-        "{}, ({}), \
+        "{}, ({}) AS lock_holders, \
          (SELECT pg_catalog.json_agg(indexrelid::regclass::text ORDER BY indexrelid) \
-          FROM pg_catalog.pg_index WHERE NOT indisvalid);\n",
+          FROM pg_catalog.pg_index WHERE NOT indisvalid) AS invalid_indexes;\n",
         identity_query(env),
         lock::holder_pids_query()
     );
@@ -360,17 +361,16 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
     Ok(observed)
 }
 
-/// Splits the first statement's row: the identity columns, then the lock holders' pids and
+/// Reads the first statement's row: the identity columns, then the lock holders' pids and
 /// the invalid indexes as JSON arrays (NULL when there are none).
 fn observed_from(sets: &[Vec<Row>]) -> Observed {
-    let mut row = sets
+    let row = sets
         .first()
         .and_then(|s| s.first())
         .cloned()
-        .map(Row::into_values)
         .unwrap_or_default();
-    let json_list = |cell: Option<String>| -> Vec<String> {
-        cell.and_then(|text| serde_json::from_str::<Vec<Value>>(&text).ok())
+    let json_list = |cell: Option<&str>| -> Vec<String> {
+        cell.and_then(|text| serde_json::from_str::<Vec<Value>>(text).ok())
             .unwrap_or_default()
             .into_iter()
             .map(|v| match v {
@@ -379,9 +379,8 @@ fn observed_from(sets: &[Vec<Row>]) -> Observed {
             })
             .collect()
     };
-    let invalid_indexes = json_list(row.get(5).cloned().flatten());
-    let lock_held = !json_list(row.get(4).cloned().flatten()).is_empty();
-    row.truncate(4);
+    let invalid_indexes = json_list(row.text("invalid_indexes"));
+    let lock_held = !json_list(row.text("lock_holders")).is_empty();
     Observed {
         identity: row,
         lock_held,
@@ -580,7 +579,10 @@ mod tests {
     #[test]
     fn a_running_migration_is_incompatible() {
         let mut o = observed(&[("001_a", Some("x"))]);
-        o.holder = Some(lock::holder_from_row(&[Some("7".into())]));
+        o.holder = Some(lock::holder_from_row(&Row::new(
+            &["pid", "application", "role", "client", "since", "state"],
+            &[Some("7"), None, None, None, None, None],
+        )));
         let r = judge(Env::Dev, &expected(&[("001_a", "x")]), o, false);
         assert!(!r.compatible);
         assert!(r.reasons[0].contains("in progress"), "{r}");

@@ -17,7 +17,8 @@
 
 use postgres::Client;
 
-use crate::connect::{literal, pinned, pinned_read_only, rows, run_pinned};
+use crate::connect::{literal, pinned, pinned_read_only, run_pinned};
+use crate::rows::{rows, Row};
 use crate::tracking::TOOLS_TABLES;
 
 /// The REVOKE statements that would take away every privilege but SELECT that a role other
@@ -48,7 +49,7 @@ pub fn keep_tools_tables_read_only(client: &mut Client) -> Result<Vec<String>, p
     let messages = run_pinned(client, &pinned_read_only(&excess_query()))?;
     let revokes: Vec<String> = rows(&messages)
         .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
+        .filter_map(|row| Row::into_values(row).into_iter().next().flatten())
         .collect();
     if !revokes.is_empty() {
         run_pinned(client, &pinned(&revokes.join(";\n")))?;

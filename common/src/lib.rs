@@ -13,7 +13,9 @@
 //! - [`sql`]: a PostgreSQL-aware lexer (statements, transaction control, line numbers);
 //! - [`transaction_context`]: statements PostgreSQL refuses inside a transaction block;
 //! - [`plan`]: pure reconciliation of applied rows with the files on disk;
-//! - [`connect`]: connecting, and the identity checks every tool makes;
+//! - [`connect`]: connecting and opening a checked session; [`identity`]: the checks every
+//!   tool makes right after; [`pinned`]: its queries with `search_path` pinned;
+//!   [`bounded`]: work on a connection under a deadline; [`quote`]: literals and identifiers;
 //! - [`role`]: the owner or a runtime role: `migrate` and `hard-reset` refuse the latter;
 //! - [`rows`]: reading simple-query rows by column name, as `bool`, `i64` or text;
 //! - [`tracking`]: the tracking table `public.dreichor_schema_migrations`;
@@ -34,16 +36,20 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod bounded;
 pub mod cancel;
 pub mod check;
 pub mod config;
 pub mod connect;
 pub mod error;
 pub mod grants;
+pub mod identity;
 pub mod lock;
 pub mod manifest;
 pub mod migrations;
+pub mod pinned;
 pub mod plan;
+pub mod quote;
 pub mod report;
 pub mod role;
 pub mod rows;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use crate::connect::rows;
+use crate::rows::{rows, Row};
 
 /// The advisory lock key: the first 8 bytes of SHA-256("public.dreichor_schema_migrations")
 /// read as a big-endian i64, so that it is tied to the table and unlikely to collide with a
@@ -81,14 +81,14 @@ impl std::fmt::Display for Holder {
 /// for another role's client address and times: that is said, not guessed.
 pub fn holder_query() -> String {
     format!(
-        "SELECT l.pid::text, coalesce(a.application_name, ''), \
-                coalesce(pg_catalog.pg_get_userbyid(a.usesysid)::text, ''), \
+        "SELECT l.pid::text AS pid, coalesce(a.application_name, '') AS application, \
+                coalesce(pg_catalog.pg_get_userbyid(a.usesysid)::text, '') AS role, \
                 CASE WHEN a.client_port = -1 THEN 'local socket' \
                      WHEN a.client_addr IS NOT NULL THEN pg_catalog.host(a.client_addr) \
                      WHEN a.pid IS NULL THEN 'unknown (session ended)' \
-                     ELSE 'not visible to this role' END, \
-                coalesce(a.backend_start::text, 'not visible to this role'), \
-                coalesce(a.state, 'not visible to this role') \
+                     ELSE 'not visible to this role' END AS client, \
+                coalesce(a.backend_start::text, 'not visible to this role') AS since, \
+                coalesce(a.state, 'not visible to this role') AS state \
          FROM pg_catalog.pg_locks l \
          LEFT JOIN LATERAL pg_catalog.pg_stat_get_activity(l.pid) a ON true \
          WHERE {}",
@@ -117,15 +117,14 @@ fn held_in_this_database() -> String {
 }
 
 /// Turns a row of [`holder_query`] into a [`Holder`].
-pub fn holder_from_row(row: &[Option<String>]) -> Holder {
-    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+pub fn holder_from_row(row: &Row) -> Holder {
     Holder {
-        pid: field(0),
-        application: field(1),
-        user: field(2),
-        client: field(3),
-        since: field(4),
-        state: field(5),
+        pid: row.string("pid"),
+        application: row.string("application"),
+        user: row.string("role"),
+        client: row.string("client"),
+        since: row.string("since"),
+        state: row.string("state"),
     }
 }
 
@@ -138,7 +137,7 @@ pub fn holder(client: &mut Client) -> Result<Option<Holder>, postgres::Error> {
             return Err(e);
         }
     };
-    Ok(rows(&messages).first().map(|row| holder_from_row(row)))
+    Ok(rows(&messages).first().map(holder_from_row))
 }
 
 /// The outcome of [`acquire`].
@@ -225,17 +224,15 @@ pub fn acquire(
 ) -> Result<Acquired, postgres::Error> {
     let deadline = Instant::now() + wait;
     let try_lock =
-        format!("SELECT pg_catalog.pg_try_advisory_lock({KEY}), pg_catalog.pg_backend_pid()");
+        format!("SELECT pg_catalog.pg_try_advisory_lock({KEY}) AS acquired, pg_catalog.pg_backend_pid() AS pid");
     let mut told = false;
     loop {
         let messages = session.simple_query(&try_lock)?;
-        let row = rows(&messages).into_iter().next().unwrap_or_default();
-        if row.first().cloned().flatten().as_deref() == Some("t") {
+        let row = rows(&messages).into_iter().next().unwrap_or_else(Row::none);
+        if row.bool("acquired") {
             let pid = row
-                .get(1)
-                .cloned()
-                .flatten()
-                .and_then(|p| p.parse().ok())
+                .i64("pid")
+                .and_then(|p| i32::try_from(p).ok())
                 .unwrap_or(0);
             return Ok(Acquired::Yes(Hold { session, pid }));
         }
@@ -278,17 +275,17 @@ mod tests {
 
     #[test]
     fn holders_read_from_rows() {
-        let row: Vec<Option<String>> = [
-            "42",
-            "dreichor-migrate",
-            "dreichor_dev",
-            "127.0.0.1",
-            "2026-11-24 10:00:00+00",
-            "active",
-        ]
-        .iter()
-        .map(|s| Some(s.to_string()))
-        .collect();
+        let row = Row::new(
+            &["pid", "application", "role", "client", "since", "state"],
+            &[
+                Some("42"),
+                Some("dreichor-migrate"),
+                Some("dreichor_dev"),
+                Some("127.0.0.1"),
+                Some("2026-11-24 10:00:00+00"),
+                Some("active"),
+            ],
+        );
         let h = holder_from_row(&row);
         assert_eq!(h.pid, "42");
         assert!(h.to_string().contains("pid 42"));

@@ -22,8 +22,9 @@
 use postgres::Client;
 
 use crate::config::{DbUrl, Env};
-use crate::connect::{pinned_read_only, rows, run_pinned};
+use crate::connect::{pinned_read_only, run_pinned};
 use crate::error::Error;
+use crate::rows::{rows, Row};
 
 /// One round trip: the current user, the database's owner, whether the current user has the
 /// owner's privileges (`USAGE`: membership that inherits), CREATE on the database, and CREATE
@@ -75,7 +76,11 @@ impl Rights {
 pub fn read(client: &mut Client) -> Result<Rights, postgres::Error> {
     let messages = run_pinned(client, &pinned_read_only(QUERY))?;
     Ok(Rights::from_row(
-        &rows(&messages).into_iter().next().unwrap_or_default(),
+        &rows(&messages)
+            .into_iter()
+            .next()
+            .map(Row::into_values)
+            .unwrap_or_default(),
     ))
 }
 

@@ -71,6 +71,13 @@ impl Row {
     }
 }
 
+impl Default for Row {
+    /// [`Row::none`].
+    fn default() -> Self {
+        Row::none()
+    }
+}
+
 /// The rows of every result in `messages`, in order.
 pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<Row> {
     result_sets(messages).into_iter().flatten().collect()

@@ -25,8 +25,9 @@ use postgres::Client;
 
 use crate::reset::properties::grants_from;
 use crate::reset::{quote_ident, Grant, Request, APPLICATION, CONNECT_TIMEOUT};
-use common::connect::{self, result_sets};
+use common::connect;
 use common::error::Error;
+use common::rows::{result_sets, rows, Row};
 
 /// Schema `public`'s owner and privileges.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +111,12 @@ pub(super) fn connect(request: &Request) -> Result<Client, Error> {
 /// Reads [`Inside`] in one round trip, in a session connected to the database.
 pub(super) fn record(client: &mut Client) -> Result<Inside, postgres::Error> {
     let messages = client.simple_query(RECORD_QUERY)?;
-    Ok(inside_from(&result_sets(&messages)))
+    // Read by position (the columns of RECORD_QUERY, in order).
+    let sets: Vec<Vec<Vec<Option<String>>>> = result_sets(&messages)
+        .into_iter()
+        .map(|set| set.into_iter().map(Row::into_values).collect())
+        .collect();
+    Ok(inside_from(&sets))
 }
 
 /// Builds an [`Inside`] from the three result sets of [`RECORD_QUERY`].
@@ -322,9 +328,9 @@ pub(super) fn roles_not_restorable(
     let messages = client.simple_query(&format!(
         "SELECT r FROM pg_catalog.unnest(ARRAY[{list}]::text[]) AS r          WHERE NOT pg_catalog.pg_has_role(current_user, r::name, 'MEMBER') ORDER BY 1"
     ))?;
-    Ok(common::connect::rows(&messages)
+    Ok(rows(&messages)
         .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
+        .filter_map(|row| Row::into_values(row).into_iter().next().flatten())
         .collect())
 }
 
