@@ -252,6 +252,29 @@ fn a_held_lock_makes_the_runner_give_up_in_time_naming_the_holder() {
 }
 
 #[test]
+fn the_lock_not_acquired_in_json_names_the_holder() {
+    let f = Project::start();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    let mut holder = f.connect_as_dev("stuck-operator");
+    let pid = holder
+        .query_one(
+            "SELECT pg_backend_pid()::text, pg_advisory_lock($1)::text",
+            &[&common::lock::KEY],
+        )
+        .unwrap()
+        .get::<_, String>(0);
+    let out = f.migrate(&["--lock-wait", "1", "--format", "json"]);
+    out.assert_code(1);
+    let doc = out.json();
+    assert_eq!(doc["kind"], "lock-not-acquired", "{doc:#}");
+    assert_eq!(doc["database"], "dreichor_dev");
+    assert_eq!(doc["waited_ms"], 1000);
+    assert_eq!(doc["holder"]["pid"], pid.as_str());
+    assert_eq!(doc["holder"]["application"], "stuck-operator");
+    drop(holder);
+}
+
+#[test]
 fn kill_9_at_random_moments_never_leaves_a_file_half_applied() {
     let f = Project::start();
     for i in 1..=12 {
@@ -477,6 +500,24 @@ fn json_output_is_one_document_on_failure_too() {
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["exit_code"], 1);
     assert!(doc["error"].as_str().unwrap().contains("001_a.sql:1:15"));
+}
+
+#[test]
+fn a_failed_migration_in_json_says_file_position_sqlstate_and_what_stays() {
+    let f = Project::start();
+    f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+    f.write("002_b.sql", "SELECT 1;\nSELECT * FROM nope;\n");
+    let out = f.migrate(&["--format", "json"]);
+    out.assert_code(1);
+    let doc = out.json();
+    assert_eq!(doc["kind"], "migration", "{doc:#}");
+    assert_eq!(doc["file"], "002_b.sql");
+    assert_eq!(doc["line"], 2);
+    assert_eq!(doc["column"], 15);
+    assert_eq!(doc["sqlstate"], "42P01");
+    assert_eq!(doc["transactional"], true);
+    assert_eq!(doc["applied_before"], serde_json::json!(["001_a"]));
+    assert!(doc["error"].as_str().unwrap().contains("002_b.sql:2:15"));
 }
 
 #[test]
