@@ -41,8 +41,8 @@ use crate::report::human_duration;
 use crate::sql;
 use crate::tracking;
 
-/// SQLSTATE idle_session_timeout: the server ended the session while it was idle, i.e. after
-/// the statement before had completed (a file that set `idle_session_timeout` itself).
+/// SQLSTATE idle_session_timeout: the server ended the session while it was idle (a file that
+/// set `idle_session_timeout` itself in a no-transaction file).
 const IDLE_SESSION_TIMEOUT: &str = "57P05";
 
 /// SQLSTATE lock_not_available: `lock_timeout` expired.
@@ -85,10 +85,14 @@ impl Settings {
     /// the session's defaults, which the `RESET ALL` before every file returns to.
     ///
     /// Idle timeouts are turned off as well: the runner waits between files (a retry's
-    /// backoff) and must not lose its session to a default meant for clients.
+    /// backoff) and must not lose its session to a default meant for clients. And strings are
+    /// read the standard way whatever `ALTER DATABASE/ROLE ... SET standard_conforming_strings`
+    /// says: the lexer that finds statements and transaction control reads them so, and
+    /// a file must mean the same whether it runs in the run that set the default or a later
+    /// one.
     pub fn startup_options(&self) -> String {
         let mut options = format!(
-            "-c lock_timeout={} -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0",
+            "-c lock_timeout={} -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c standard_conforming_strings=on",
             self.lock_timeout.as_millis()
         );
         if let Some(t) = self.statement_timeout {
@@ -124,6 +128,15 @@ const GUARD_MARK: &str = "dreichor:";
 /// The guard's message when the file ended the runner's transaction.
 const GUARD_TRANSACTION_ENDED: &str = "dreichor: the file ended the runner's transaction itself (a COMMIT, ROLLBACK or END that the lexer did not recognise): statements before that point may be committed; nothing was recorded";
 
+/// The guard's message when the file put a trigger or rule on the tracking table: it would run
+/// with the tracking row, after the reset to the session's defaults.
+const GUARD_TOOLS_TABLE_HOOKED: &str = "dreichor: the file put a trigger or rule on public.dreichor_schema_migrations; it would run with the tracking row, after the session was reset for the next file. The file was rolled back and not recorded: migrations must leave the tools' tables alone";
+
+/// A user trigger or rule on the tracking table (internal triggers are foreign-key
+/// machinery). Three index lookups.
+const TOOLS_TABLE_HOOKED: &str = "EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = pg_catalog.to_regclass('public.dreichor_schema_migrations') AND NOT t.tgisinternal) \
+     OR EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class = pg_catalog.to_regclass('public.dreichor_schema_migrations'))";
+
 /// The guard's message when the migration lock's session has ended.
 const GUARD_LOCK_LOST: &str = "dreichor: the migration lock was lost before this file could commit: the lock's session ended (terminated by a statement of this or an earlier file, such as pg_terminate_backend on other sessions, or by an operator); this file was rolled back and not recorded, and the run stopped. A file that ends other sessions must spare application_name dreichor-migrate-lock";
 
@@ -147,12 +160,13 @@ fn raise_when(condition: &str, message: &str) -> String {
 /// - the migration lock is no longer held ([`crate::lock::LOST_CONDITION`]).
 pub fn guard() -> String {
     format!(
-        "SELECT CASE {} {} END",
+        "SELECT CASE {} {} {} END",
         raise_when(
             "pg_catalog.current_setting('dreichor.txid', true) IS DISTINCT FROM pg_catalog.txid_current()::text",
             GUARD_TRANSACTION_ENDED
         ),
-        raise_when(crate::lock::LOST_CONDITION, GUARD_LOCK_LOST)
+        raise_when(crate::lock::LOST_CONDITION, GUARD_LOCK_LOST),
+        raise_when(TOOLS_TABLE_HOOKED, GUARD_TOOLS_TABLE_HOOKED)
     )
 }
 
@@ -160,8 +174,9 @@ pub fn guard() -> String {
 /// opened just before).
 fn lock_guard() -> String {
     format!(
-        "SELECT CASE {} END",
-        raise_when(crate::lock::LOST_CONDITION, GUARD_LOCK_LOST)
+        "SELECT CASE {} {} END",
+        raise_when(crate::lock::LOST_CONDITION, GUARD_LOCK_LOST),
+        raise_when(TOOLS_TABLE_HOOKED, GUARD_TOOLS_TABLE_HOOKED)
     )
 }
 
@@ -342,8 +357,15 @@ fn prefix() -> String {
     format!("BEGIN;\n{MARK_TRANSACTION}")
 }
 
+/// `SET CONSTRAINTS ALL IMMEDIATE` fires the file's deferred triggers now, before the reset:
+/// left to `COMMIT`, a deferred constraint trigger would run after it and could change the
+/// session for the next file (`set_config(..., false)` in its function). Its checks are
+/// the same ones `COMMIT` would make, in the same transaction.
+const FIRE_DEFERRED: &str = "SET CONSTRAINTS ALL IMMEDIATE;\n";
+
 /// The one message of a transactional file: the file, then (with `search_path` pinned) the
-/// guard, then the reset to the session's defaults, then the tracking row, then `COMMIT`. The
+/// deferred triggers and the guard, then the reset to the session's defaults, then the
+/// tracking row, then `COMMIT`. The
 /// reset runs after the guard because `RESET ALL` also clears the guard's mark; the tracking
 /// row after the reset, so that it is written as the runner's role with the runner's settings
 /// whatever the file set (`SET ROLE` to a role that may not write the tracking table, say).
@@ -351,7 +373,7 @@ fn transactional_message(migration: &Migration) -> String {
     // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
     // statement written without one.
     format!(
-        "{}{}\n;\n{pin};\n{};\n{FRESH_SESSION}{pin};\n{};\nCOMMIT;",
+        "{}{}\n;\n{pin};\n{FIRE_DEFERRED}{};\n{FRESH_SESSION}{pin};\n{};\nCOMMIT;",
         prefix(),
         migration.sql,
         guard(),
@@ -463,12 +485,14 @@ fn apply_statements(
         let line = here.map_or(1, |(line, _)| line);
         if let Err(err) = result {
             let code = sqlstate(&err);
+            let mut error = describe_pg(&err);
             if code.as_deref() == Some(IDLE_SESSION_TIMEOUT) {
-                // The server ends only an idle session: the statement completed before.
-                run.push(line);
-                if run.len() == statements.len() {
-                    break; // its row is written from a new session (the caller)
-                }
+                // The server ends only an idle session, but the error cannot say whether it
+                // was idle after this statement (which then ran, and may be the one that set
+                // the timeout) or before it arrived (which then did not run).
+                error.push_str(&format!(
+                    "; the server ended the session while it was idle, because a statement of this file set idle_session_timeout: whether the statement at line {line} ran is not known, look for its effect. Remove the SET idle_session_timeout from the file"
+                ));
             }
             let location = position_in_file(&err, 0, src, statement.start).or(here);
             return Err(Box::new(Failure {
@@ -476,7 +500,7 @@ fn apply_statements(
                 sqlstate: code,
                 invalid_indexes: invalid_indexes(client),
                 connection_lost: client.is_closed(),
-                ..failure(describe_pg(&err), &run)
+                ..failure(error, &run)
             }));
         }
         run.push(line);
@@ -681,7 +705,7 @@ mod tests {
         assert_eq!(s.statement_timeout, None);
         assert_eq!(
             s.startup_options(),
-            "-c lock_timeout=10000 -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
+            "-c lock_timeout=10000 -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c standard_conforming_strings=on"
         );
     }
 
@@ -694,7 +718,7 @@ mod tests {
         };
         assert_eq!(
             s.startup_options(),
-            "-c lock_timeout=0 -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c statement_timeout=0"
+            "-c lock_timeout=0 -c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0 -c standard_conforming_strings=on -c statement_timeout=0"
         );
     }
 

@@ -201,13 +201,23 @@ pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postg
 /// pins `search_path` before it (for the rest of the transaction only), so that a migration's
 /// own `SET search_path` cannot change what `now()` or `-` mean here.
 pub fn insert_row(migration: &Migration) -> String {
+    let (version, checksum) = (literal(&migration.version), literal(&migration.checksum));
+    // Checked through RETURNING: a rule (`DO INSTEAD NOTHING`), a trigger returning NULL or
+    // changing the row, or a policy that a file put on the table must not let a file commit
+    // without its row (it would be applied again by the next run). A `DO INSTEAD` rule is
+    // refused by PostgreSQL itself in a data-modifying WITH.
     format!(
-        "INSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
-         VALUES ({}, now(), {}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, current_user)",
-        literal(&migration.version),
-        literal(&migration.checksum)
+        "WITH recorded AS (INSERT INTO public.dreichor_schema_migrations (version, applied_at, checksum, duration_ms, applied_by) \
+         VALUES ({version}, now(), {checksum}, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, current_user) \
+         RETURNING version, checksum) \
+         SELECT CASE WHEN (SELECT count(*) FROM recorded WHERE version = {version} AND checksum = {checksum}) <> 1 \
+         THEN ({}::text || pg_catalog.left(pg_catalog.pg_backend_pid()::text, 0))::int END",
+        literal(ROW_NOT_WRITTEN)
     )
 }
+
+/// The error [`insert_row`] raises when the row did not land as sent.
+pub const ROW_NOT_WRITTEN: &str = "dreichor: the tracking row was not written as sent: a rule, trigger or policy on public.dreichor_schema_migrations dropped or changed it; the file was rolled back and not recorded. Migrations must not put rules, triggers or policies on the tools' tables: remove it (DROP RULE / DROP TRIGGER / DROP POLICY ... ON public.dreichor_schema_migrations) and run migrate again";
 
 #[cfg(test)]
 mod tests {

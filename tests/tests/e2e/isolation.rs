@@ -170,13 +170,7 @@ fn idle_timeouts_a_file_sets_do_not_end_the_runner() {
     // Blocked by the test's lock: rolled back after lock_timeout, then retried after a
     // backoff of 2 s during which the session idles.
     f.write("002_alter.sql", "ALTER TABLE c ADD COLUMN x int;\n");
-    // The last statement of a no-transaction file: the session ends, idle, before its row
-    // can be written; the runner records it from a new session while it holds the lock.
-    f.write(
-        "003_b.sql",
-        "-- dreichor:no-transaction\nCREATE TABLE b (id int);\nSET idle_session_timeout = '1ms';\n",
-    );
-    f.write("004_d.sql", "CREATE TABLE d (id int);\n");
+    f.write("003_d.sql", "CREATE TABLE d (id int);\n");
     let mut holder = f.connect_as_dev("holds-table-c");
     holder
         .batch_execute("BEGIN; LOCK TABLE c IN ACCESS EXCLUSIVE MODE")
@@ -190,7 +184,7 @@ fn idle_timeouts_a_file_sets_do_not_end_the_runner() {
     holder.batch_execute("COMMIT").expect("releasing table c");
     let out = run.wait();
     out.assert_code(0);
-    assert_eq!(f.versions(), ["001_a", "002_alter", "003_b", "004_d"]);
+    assert_eq!(f.versions(), ["001_a", "002_alter", "003_d"]);
     assert!(f.table_exists("d"));
 }
 
@@ -496,4 +490,99 @@ fn every_setting_a_role_may_change_is_back_to_its_default_for_the_next_file() {
             .as_deref(),
         Some("Zoë")
     );
+}
+
+/// A no-transaction file that sets a tiny `idle_session_timeout` before its last statement:
+/// whatever the timing, the file is recorded only if that statement ran.
+#[test]
+fn a_no_transaction_file_is_never_recorded_for_a_statement_its_idle_timeout_cut_off() {
+    let f = Project::start();
+    f.write(
+        "001_acct.sql",
+        "CREATE TABLE acct (id int PRIMARY KEY, bal int);\nINSERT INTO acct VALUES (1, 0);\n",
+    );
+    f.write(
+        "002_pay.sql",
+        "-- dreichor:no-transaction\nSET idle_session_timeout = '1ms';\nUPDATE acct SET bal = bal + 10 WHERE id = 1;\n",
+    );
+    let out = migrate(&f, &[]);
+    let recorded = f.versions().contains(&"002_pay".to_string());
+    let bal = f.scalar("SELECT bal FROM acct").unwrap_or_default();
+    assert!(
+        !recorded || bal == "10",
+        "recorded with bal {bal}: {}",
+        out.stderr
+    );
+    if !recorded {
+        out.assert_code(1);
+        out.assert_stderr("idle_session_timeout");
+    }
+}
+
+/// Code that runs at COMMIT, after the reset: a deferred constraint trigger whose function
+/// changes the session. It must fire before the reset, so the next file sees the defaults.
+#[test]
+fn a_deferred_trigger_cannot_change_the_session_of_the_next_file() {
+    let trigger = "CREATE TABLE t (id int);\n\
+CREATE FUNCTION leak() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+PERFORM set_config('standard_conforming_strings', 'off', false); \
+PERFORM set_config('default_transaction_isolation', 'serializable', false); \
+PERFORM set_config('search_path', 'pg_temp, public', false); RETURN NULL; END $$;\n\
+CREATE CONSTRAINT TRIGGER leak AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION leak();\n\
+INSERT INTO t VALUES (1);\n";
+    let (together, one_by_one) = together_and_one_by_one(&[
+        ("001_trigger.sql", trigger),
+        (
+            "002_seen.sql",
+            "CREATE TABLE seen AS SELECT 'C:\\new' AS p, current_setting('transaction_isolation') AS iso, current_setting('search_path') AS sp;\n",
+        ),
+    ]);
+    let seen = |f: &Project| f.query("SELECT p, iso, sp FROM public.seen");
+    assert_eq!(seen(&together), seen(&one_by_one));
+    assert_eq!(
+        together.scalar("SELECT p FROM public.seen").as_deref(),
+        Some("C:\\new")
+    );
+}
+
+/// A file must not commit without its row: a rule or a trigger on the tracking table that
+/// drops the row makes the file fail, rolled back, instead of "applied" and run again later.
+#[test]
+fn a_rule_or_trigger_that_drops_the_tracking_row_fails_the_file() {
+    for hook in [
+        "CREATE RULE hide AS ON INSERT TO public.dreichor_schema_migrations DO INSTEAD NOTHING;\n",
+        "CREATE FUNCTION drop_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;\n\
+         CREATE TRIGGER drop_row BEFORE INSERT ON public.dreichor_schema_migrations FOR EACH ROW EXECUTE FUNCTION drop_row();\n",
+    ] {
+        let f = Project::start();
+        f.write("001_a.sql", "CREATE TABLE a (id int);\n");
+        f.write("002_hook.sql", format!("CREATE TABLE b (id int);\n{hook}"));
+        f.write("003_c.sql", "CREATE TABLE c (id int);\n");
+        let out = migrate(&f, &[]);
+        out.assert_code(1);
+        out.assert_stderr("002_hook.sql");
+        assert_eq!(f.versions(), ["001_a"], "{hook}");
+        assert!(!f.table_exists("b"), "{hook}");
+        assert!(!f.table_exists("c"), "{hook}");
+    }
+}
+
+/// `ALTER DATABASE ... SET standard_conforming_strings = off` in a file applies to later
+/// sessions only; the session that runs files pins the standard string syntax, which the
+/// lexer assumes, so a later file means the same in the same run and in a later one.
+#[test]
+fn a_database_default_for_string_syntax_does_not_change_later_files() {
+    let (together, one_by_one) = together_and_one_by_one(&[
+        (
+            "001_db.sql",
+            "CREATE TABLE paths (p text);\nALTER DATABASE dreichor_dev SET standard_conforming_strings = off;\n",
+        ),
+        ("002_path.sql", "INSERT INTO paths VALUES ('C:\\new\\table');\n"),
+    ]);
+    for f in [&together, &one_by_one] {
+        assert_eq!(
+            f.scalar("SELECT p FROM paths").as_deref(),
+            Some("C:\\new\\table")
+        );
+    }
 }
