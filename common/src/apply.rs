@@ -210,6 +210,10 @@ pub struct Failure {
     /// A no-transaction file whose every statement ran, and whose tracking row could not be
     /// written because the session ended: the caller may record it from a new session.
     pub unrecorded_complete: bool,
+    /// The tracking row's primary key was taken by another session at the same moment: the
+    /// backend of a killed run still finishing this file (its lock's session ended at once).
+    /// That session applied the file; this attempt was rolled back.
+    pub recorded_by_another: bool,
 }
 
 impl Failure {
@@ -228,6 +232,7 @@ impl Failure {
             connection_lost: false,
             lock_lost: false,
             unrecorded_complete: false,
+            recorded_by_another: false,
         }
     }
 }
@@ -264,6 +269,11 @@ impl fmt::Display for Failure {
             write!(
                 f,
                 "\n  run migrate again: it continues with this file once it holds the lock"
+            )?;
+        } else if self.recorded_by_another {
+            write!(
+                f,
+                "\n  another session recorded this version at the same moment (the backend of a killed or lost run finishing this file): the file is applied once, by that session; this attempt was rolled back. Check with `migrate status`, then run migrate again"
             )?;
         } else if self.connection_lost {
             // The caller says what a new session finds.
@@ -437,6 +447,10 @@ fn apply_transactional(
             retries,
             connection_lost: client.is_closed(),
             lock_lost,
+            recorded_by_another: err
+                .as_db_error()
+                .and_then(|db| db.constraint())
+                .is_some_and(|c| c == "dreichor_schema_migrations_pkey"),
             ..Failure::of(migration, error)
         }));
     }
@@ -737,6 +751,7 @@ mod tests {
             connection_lost: false,
             lock_lost: false,
             unrecorded_complete: false,
+            recorded_by_another: false,
         };
         let text = f.to_string();
         assert!(text.starts_with("003_x.sql:4:7: relation"), "{text}");
@@ -758,6 +773,7 @@ mod tests {
             connection_lost: false,
             lock_lost: false,
             unrecorded_complete: false,
+            recorded_by_another: false,
         };
         let text = f.to_string();
         assert!(text.contains("2 of its 3 statements had run"), "{text}");

@@ -122,6 +122,7 @@ mod tests {
             connection_lost: false,
             lock_lost: false,
             unrecorded_complete: false,
+            recorded_by_another: false,
         }
     }
 

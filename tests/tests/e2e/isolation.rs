@@ -586,3 +586,29 @@ fn a_database_default_for_string_syntax_does_not_change_later_files() {
         );
     }
 }
+
+/// `kill -9` of a run ends its lock's session at once, while its backend finishes the file's
+/// message. A run started in that moment may apply the same file at the same time: the
+/// tracking row's primary key lets one commit, and the other must say so, not "fix the file".
+#[test]
+fn a_run_that_races_a_killed_runs_backend_says_the_file_was_applied_by_it() {
+    let f = Project::start();
+    f.write("001_log.sql", "CREATE TABLE log (id int);\n");
+    f.write(
+        "002_slow.sql",
+        "INSERT INTO log VALUES (1);\nSELECT pg_sleep(3);\n",
+    );
+    let mut first = f.tool(Tool::Migrate, &[]).spawn();
+    first.wait_for_stderr("applying 002_slow", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill_9();
+    let second = migrate(&f, &[]);
+    assert_eq!(f.scalar("SELECT count(*) FROM log").as_deref(), Some("1"));
+    assert_eq!(f.versions(), ["001_log", "002_slow"]);
+    if second.code == 1 {
+        second.assert_stderr("another session recorded this version at the same moment");
+    } else {
+        // The killed run's backend committed before the second run read the table.
+        second.assert_code(0);
+    }
+}
