@@ -4,7 +4,8 @@
 #
 # Usage: bash bench/run.sh
 # Knobs (environment): BENCH_SIZES (default "100 1000"), BENCH_ROUNDS (5),
-# BENCH_CHECK_RUNS (30), PG_BIN (default: pg_config --bindir).
+# BENCH_CHECK_RUNS (30), BENCH_PARTS (default "apply drift"), BENCH_CORPUS (the crates.io
+# migrations), PG_BIN (default: pg_config --bindir).
 # Writes bench/results.md and prints the same table.
 
 set -euo pipefail
@@ -24,6 +25,8 @@ fi
 read -r -a SIZES <<<"${BENCH_SIZES:-100 1000}"
 ROUNDS=${BENCH_ROUNDS:-5}
 CHECK_RUNS=${BENCH_CHECK_RUNS:-30}
+PARTS=" ${BENCH_PARTS:-apply drift} "
+want() { [[ $PARTS == *" $1 "* ]]; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS="$ROOT/bench/results.md"
@@ -198,6 +201,15 @@ run_contender() { # name N; output goes to $WORK/last.log
   psql_stmt) "$PSQL" -X -q -v ON_ERROR_STOP=1 -f "$WORK/b1_$2.sql" "$URL" ;;
   psql_msg) "$PSQL" -X -q -v ON_ERROR_STOP=1 -f "$WORK/b2_$2.sql" "$URL" ;;
   schema_check) DATABASE_URL=$URL "$SCHEMA_CHECK" --env dev --dir "$WORK/m$2" ;;
+  # The drift part: $2 names the schema (corpus, gen500) and its migrations directory.
+  migrate_schema) DATABASE_URL=$URL "$MIGRATE" --env dev --dir "${SCHEMA_DIR[$2]}" ;;
+  gate) DATABASE_URL=$URL "$SCHEMA_CHECK" --env dev --dir "${SCHEMA_DIR[$2]}" ;;
+  gate_drifted)
+    # Drift is the expected verdict here: exit 1, anything else is a failure.
+    local code=0
+    DATABASE_URL=$URL "$SCHEMA_CHECK" --env dev --dir "${SCHEMA_DIR[$2]}" || code=$?
+    [[ $code -eq 1 ]]
+    ;;
   psql_select1) "$PSQL" -X -c 'select 1' "$URL" ;;
   *) die "unknown contender $1" ;;
   esac >"$WORK/last.log" 2>&1
@@ -235,6 +247,11 @@ median() { # file
     if (NR % 2) printf "%.4f\n", v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+calc() { awk "BEGIN { printf \"$1\n\", $2 }"; }
+verdict() { # condition-in-awk
+  if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi
+}
+
 # Server log bytes written while running "$@": for counting the messages a contender sends.
 log_during() {
   local before
@@ -244,6 +261,7 @@ log_during() {
   tail -c +"$((before + 1))" "$SERVER_LOG"
 }
 
+if want apply; then
 # ---------------------------------------------------------------------------------------
 # Check what each contender sends (log_statement = all), untimed
 # ---------------------------------------------------------------------------------------
@@ -329,10 +347,6 @@ RSS_PSQL=$(max_rss_mib "$PSQL" -X -c 'select 1' "$URL")
 # ---------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------
-calc() { awk "BEGIN { printf \"$1\n\", $2 }"; }
-verdict() { # condition-in-awk
-  if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi
-}
 
 {
   echo "# Benchmark results"
@@ -425,5 +439,120 @@ verdict() { # condition-in-awk
   fi
 } >"$RESULTS.tmp"
 mv "$RESULTS.tmp" "$RESULTS"
+fi # want apply
+
+
+# ---------------------------------------------------------------------------------------
+# Drift: the gate on the crates.io schema and on a generated 500-table schema, on each of
+# its three paths; the snapshot's share of applying the crates.io corpus
+# ---------------------------------------------------------------------------------------
+if want drift; then
+  declare -A SCHEMA_DIR ENTRIES
+  SCHEMA_DIR[corpus]=${BENCH_CORPUS:-$ROOT/../shared/corpus/crates_io/migrations}
+  [[ -d ${SCHEMA_DIR[corpus]} ]] || die "the crates.io corpus is not at ${SCHEMA_DIR[corpus]} (set BENCH_CORPUS)"
+
+  # 500 tables, each with an identity key, defaults, a check, two indexes and a foreign key,
+  # plus 50 views, 50 functions and 50 triggers: one migration.
+  SCHEMA_DIR[gen500]="$WORK/gen500"
+  mkdir -p "${SCHEMA_DIR[gen500]}"
+  {
+    for ((i = 1; i <= 500; i++)); do
+      ref=$((i > 1 ? i - 1 : 1))
+      printf 'CREATE TABLE public.g_t%d (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ref bigint REFERENCES public.g_t%d (id), name text NOT NULL DEFAULT '"''"', amount numeric(12,2) NOT NULL DEFAULT 0 CHECK (amount >= 0), created timestamptz NOT NULL DEFAULT now());\n' "$i" "$ref"
+      printf 'CREATE INDEX g_t%d_ref ON public.g_t%d (ref);\nCREATE INDEX g_t%d_name ON public.g_t%d (name, created);\n' "$i" "$i" "$i" "$i"
+    done
+    for ((i = 1; i <= 50; i++)); do
+      printf 'CREATE VIEW public.g_v%d AS SELECT id, name FROM public.g_t%d WHERE amount > 0;\n' "$i" "$i"
+      printf 'CREATE FUNCTION public.g_f%d() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created := now(); RETURN NEW; END $$;\n' "$i"
+      printf 'CREATE TRIGGER g_tr%d BEFORE UPDATE ON public.g_t%d FOR EACH ROW EXECUTE FUNCTION public.g_f%d();\n' "$i" "$i" "$i"
+    done
+  } >"${SCHEMA_DIR[gen500]}/001_generated.sql"
+
+  # "recorded the schema snapshot (N entries, digest D) in 45 ms" (or "in 1.20 s"): ms.
+  snapshot_ms() { sed -n 's/.*recorded the schema snapshot .* in \([0-9.]*\) \(m\{0,1\}s\)$/\1 \2/p' "$WORK/last.log" |
+    awk '{ print ($2 == "s") ? $1 * 1000 : $1 }'; }
+  snapshot_entries() { sed -n 's/.*recorded the schema snapshot (\([0-9]*\) entries.*/\1/p' "$WORK/last.log"; }
+
+  # The snapshot's share of applying the corpus: migrate reports how long recording it took.
+  : >"$WORK/snap_ms_corpus"
+  for ((r = 0; r < ROUNDS; r++)); do
+    recreate_db
+    timed migrate_schema corpus
+    ms=$(snapshot_ms)
+    [[ -n $ms ]] || die "migrate did not report the snapshot's duration"
+    echo "$ms" >>"$WORK/snap_ms_corpus"
+    log "corpus apply round $((r + 1))/$ROUNDS: $(tail -n 1 "$WORK/t_migrate_schema_corpus")s, snapshot $ms ms"
+  done
+  ENTRIES[corpus]=$(snapshot_entries)
+
+  # The gate on each path, alternating with psql select 1: no drift (the catalog fingerprint
+  # proves it), after VACUUM FULL (fingerprint differs, the rendered digest proves it), and
+  # with drift (an index made by hand: digest differs, entries diffed and named).
+  for schema in corpus gen500; do
+    if [[ $schema == gen500 ]]; then
+      recreate_db
+      run_contender migrate_schema gen500 || die "migrate failed on the generated schema"
+      ENTRIES[gen500]=$(snapshot_entries)
+    fi
+    for path in clean digest drifted; do
+      case $path in
+      digest) su_sql "VACUUM FULL" dreichor_dev ;;
+      drifted) su_sql "CREATE INDEX bench_drift ON public.$([[ $schema == corpus ]] && echo crates || echo g_t1) (name)" dreichor_dev ;;
+      esac
+      gate=gate
+      [[ $path == drifted ]] && gate=gate_drifted
+      run_contender "$gate" "$schema" || die "the gate's verdict on $schema ($path) is not the expected one"
+      for ((r = 0; r < CHECK_RUNS; r++)); do
+        if ((r % 2)); then
+          timed psql_select1 "${schema}_$path"
+          timed "$gate" "$schema"
+        else
+          timed "$gate" "$schema"
+          timed psql_select1 "${schema}_$path"
+        fi
+      done
+      mv "$WORK/t_${gate}_$schema" "$WORK/t_gate_${schema}_$path"
+      rm -f "$WORK/cpu_${gate}_$schema"
+    done
+  done
+
+  {
+    if want apply; then cat "$RESULTS"; echo; else echo "# Benchmark results"; echo; fi
+    echo "## Drift"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)'), $("$PG_BIN/postgres" --version)."
+    echo "schema-check with the drift check against psql -c 'select 1': median of $CHECK_RUNS interleaved runs each."
+    echo "Paths: no drift (the catalog fingerprint proves it), after VACUUM FULL (the fingerprint"
+    echo "differs, the digest of the rendered snapshot proves no drift), with drift (an index made by"
+    echo "hand: entries rendered, diffed and named; exit 1)."
+    echo
+    echo "| schema | snapshot entries | path | schema-check (s) | psql -c 'select 1' (s) | ratio |"
+    echo "| --- | ---: | --- | ---: | ---: | ---: |"
+    for schema in corpus gen500; do
+      for path in clean digest drifted; do
+        g=$(median "$WORK/t_gate_${schema}_$path")
+        p=$(median "$WORK/t_psql_select1_${schema}_$path")
+        label=$([[ $schema == corpus ]] && echo "crates.io (285 files)" || echo "generated, 500 tables")
+        echo "| $label | ${ENTRIES[$schema]} | $path | $g | $p | $(calc %.3f "$g / $p") |"
+      done
+    done
+    echo
+    a=$(median "$WORK/t_migrate_schema_corpus")
+    sm=$(median "$WORK/snap_ms_corpus")
+    echo "Applying the crates.io corpus ($ROUNDS rounds, fresh database): median $a s, of which recording"
+    echo "the snapshot $sm ms: $(calc %.1f "$sm / 10 / ($a - $sm / 1000)")% on top of the apply without it."
+    echo
+    echo "| drift target | value | |"
+    echo "| --- | ---: | --- |"
+    rc=$(calc %.3f "$(median "$WORK/t_gate_corpus_clean") / $(median "$WORK/t_psql_select1_corpus_clean")")
+    rg=$(calc %.3f "$(median "$WORK/t_gate_gen500_clean") / $(median "$WORK/t_psql_select1_gen500_clean")")
+    share=$(calc %.2f "$sm / 10 / ($a - $sm / 1000)")
+    echo "| gate, crates.io schema, <= 1.0 x psql select 1 | $rc | $(verdict "$rc <= 1.0") |"
+    echo "| gate, generated 500-table schema, <= 3 x psql select 1 | $rg | $(verdict "$rg <= 3") |"
+    echo "| snapshot adds <= 5% to applying the corpus | ${share}% | $(verdict "$share <= 5") |"
+  } >"$RESULTS.tmp"
+  mv "$RESULTS.tmp" "$RESULTS"
+fi # want drift
+
 cat "$RESULTS"
 log "written to $RESULTS"

@@ -5,13 +5,15 @@
 //! and a `statement_timeout` as startup options (which take precedence over role and
 //! database defaults, and which nothing in `DATABASE_URL` can override: the validator refuses
 //! an `options` parameter), and the queries run inside `BEGIN READ ONLY`. It needs nothing
-//! beyond CONNECT and SELECT on the tracking table; a missing table is reported, never
-//! created.
+//! beyond CONNECT and SELECT on the tools' own tables (tracking and schema snapshot); a
+//! missing table is reported, never created.
 //!
 //! Fast: it runs on every deployment, so the happy path is one connection and one round
-//! trip: identity, lock holder, invalid indexes and the tracking rows travel in one
-//! simple-protocol message. Only when the tracking table is missing or in the two-column form
-//! does a second message follow.
+//! trip: identity, lock holder, invalid indexes, the tracking rows and the schema snapshot's
+//! fingerprint, recorded and live, travel in one simple-protocol message. A second message
+//! follows only when the tracking table or the snapshot table is missing, the tracking table
+//! has the two-column form, or the fingerprints differ ([`crate::snapshot`]: then the
+//! rendered schema is compared, and diffed on a mismatch).
 //!
 //! The runtime may not have the SQL files. It checks against an [`Expected`] set: built from
 //! the directory, or from a manifest (`migrate manifest` writes one), which the runtime can
@@ -49,6 +51,8 @@ use crate::migrations::Migration;
 use crate::plan::{reconcile, Known, State};
 use crate::report::Report;
 use crate::rows::{result_sets, Row};
+use crate::snapshot::store::{Comparison, Proof};
+use crate::snapshot::{self, Drift};
 use crate::tracking;
 
 /// The application name of the check's session.
@@ -143,6 +147,13 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
     /// Whether `--strict` was in force.
     pub strict: bool,
+    /// A schema snapshot was recorded (`false`: none yet, a warning unless strict).
+    pub snapshot_recorded: bool,
+    /// How "no drift" was proven: `fingerprint` (the cheap path) or `digest`; `None` with
+    /// drift or without a snapshot.
+    pub snapshot_proof: Option<Proof>,
+    /// Every object that differs from the recorded snapshot: changed outside migrations.
+    pub drift: Vec<Drift>,
 }
 
 impl fmt::Display for CheckReport {
@@ -199,6 +210,9 @@ impl Report for CheckReport {
             "unknown_applied": self.unknown_applied,
             "migration_in_progress": self.migration_in_progress,
             "invalid_indexes": self.invalid_indexes,
+            "snapshot_recorded": self.snapshot_recorded,
+            "snapshot_proof": self.snapshot_proof,
+            "drift": self.drift,
             "reasons": self.reasons,
             "warnings": self.warnings,
         })
@@ -226,6 +240,10 @@ struct Observed {
     invalid_indexes: Vec<String>,
     shape: Option<tracking::Shape>,
     applied: Vec<crate::plan::Applied>,
+    /// The row of the snapshot's gate query; `None` without a snapshot.
+    gate_row: Option<Row>,
+    /// The live schema against the snapshot.
+    snapshot: Option<Comparison>,
 }
 
 /// Checks the database of `url` against `expected`. Changes nothing. Unreachable within
@@ -319,9 +337,12 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
         identity_query(env),
         lock::holder_pids_query()
     );
+    // The snapshot's digest and the live one ride along: a missing snapshot table is
+    // handled like a missing tracking table, by the second message.
     let first = format!(
-        "BEGIN READ ONLY;\n{common}{};\nCOMMIT;",
-        tracking::SELECT_FOR_CHECK
+        "BEGIN READ ONLY;\n{common}{};\n{};\nCOMMIT;",
+        tracking::SELECT_FOR_CHECK,
+        snapshot::store::gate_query()
     );
     let mut observed = match client.simple_query(&first) {
         Ok(messages) => {
@@ -329,6 +350,7 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             let mut observed = observed_from(&sets);
             observed.shape = Some(tracking::Shape::Current);
             observed.applied = tracking::applied_from_rows(sets.get(1).map_or(&[], Vec::as_slice));
+            observed.gate_row = sets.get(2).and_then(|s| s.first()).cloned();
             observed
         }
         Err(e)
@@ -338,7 +360,11 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             ) =>
         {
             let _ = client.batch_execute("ROLLBACK");
-            let second = format!("BEGIN READ ONLY;\n{common}{};\nCOMMIT;", tracking::SHAPE);
+            let second = format!(
+                "BEGIN READ ONLY;\n{common}{};\nSELECT pg_catalog.to_regclass('{}') IS NOT NULL AS snapshot_table;\nCOMMIT;",
+                tracking::SHAPE,
+                snapshot::store::TABLE
+            );
             let messages = client
                 .simple_query(&second)
                 .map_err(|e| query_failed(url, &e))?;
@@ -351,12 +377,36 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             observed.applied =
                 tracking::read(&mut client, shape).map_err(|e| query_failed(url, &e))?;
             observed.shape = Some(shape);
+            let snapshot_table = sets
+                .get(2)
+                .and_then(|s| s.first())
+                .is_some_and(|r| r.bool("snapshot_table"));
+            if snapshot_table && shape != tracking::Shape::Missing {
+                let gate = format!(
+                    "BEGIN READ ONLY;\n{};\nCOMMIT;",
+                    snapshot::store::gate_query()
+                );
+                let messages = client
+                    .simple_query(&gate)
+                    .map_err(|e| query_failed(url, &e))?;
+                observed.gate_row = result_sets(&messages)
+                    .first()
+                    .and_then(|s| s.first())
+                    .cloned();
+            }
             observed
         }
         Err(e) => return Err(query_failed(url, &e)),
     };
     if observed.lock_held {
         observed.holder = lock::holder(&mut client).map_err(|e| query_failed(url, &e))?;
+    }
+    if observed.shape != Some(tracking::Shape::Missing) {
+        // Further round trips only when the fingerprints differ (snapshot::store::finish).
+        observed.snapshot = Some(
+            snapshot::store::finish(&mut client, observed.gate_row.as_ref())
+                .map_err(|e| query_failed(url, &e))?,
+        );
     }
     Ok(observed)
 }
@@ -413,6 +463,15 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
         strict,
         invalid_indexes: observed.invalid_indexes,
         migration_in_progress: observed.holder,
+        snapshot_recorded: !matches!(observed.snapshot, None | Some(Comparison::NoSnapshot)),
+        snapshot_proof: match &observed.snapshot {
+            Some(Comparison::Same { proof, .. }) => Some(*proof),
+            _ => None,
+        },
+        drift: match observed.snapshot {
+            Some(Comparison::Drifted { drift, .. }) => drift,
+            _ => Vec::new(),
+        },
         ..CheckReport::default()
     };
     if observed.shape == Some(tracking::Shape::Missing) {
@@ -489,6 +548,28 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             "a migration run is in progress (the migration lock is held by {holder}); wait for it to finish"
         ));
     }
+    for drift in &report.drift {
+        report.reasons.push(format!("drift: {drift}"));
+    }
+    if !report.drift.is_empty() {
+        report.reasons.push(format!(
+            "the schema of {} was changed outside migrations: revert the change, or make it official with a new migration; a change nobody made (a PostgreSQL or extension upgrade) is accepted with `migrate snapshot --reason TEXT` (docs/operations.md, 3.5 \"Schema drift\")",
+            env.database()
+        ));
+    }
+    if !report.snapshot_recorded && !report.table_missing {
+        let what = format!(
+            "no schema snapshot is recorded in {} yet, so drift cannot be checked; the next migrate run records one",
+            env.database()
+        );
+        if strict {
+            report
+                .reasons
+                .push(format!("{what}; --strict makes it incompatible"));
+        } else {
+            report.warnings.push(what);
+        }
+    }
     for index in &report.invalid_indexes {
         report.warnings.push(format!(
             "index {index} is INVALID (left by a failed CREATE INDEX CONCURRENTLY?): drop it with DROP INDEX CONCURRENTLY {index}"
@@ -523,8 +604,50 @@ mod tests {
                     applied_at: None,
                 })
                 .collect(),
+            snapshot: Some(Comparison::Same {
+                digest: "d".into(),
+                proof: Proof::Fingerprint,
+            }),
             ..Observed::default()
         }
+    }
+
+    #[test]
+    fn no_snapshot_is_a_warning_unless_strict() {
+        let o = || Observed {
+            snapshot: Some(Comparison::NoSnapshot),
+            ..observed(&[("001_a", Some("x"))])
+        };
+        let e = expected(&[("001_a", "x")]);
+        let lenient = judge(Env::Dev, &e, o(), false);
+        assert!(lenient.compatible, "{lenient}");
+        assert!(
+            lenient.warnings[0].contains("no schema snapshot"),
+            "{lenient}"
+        );
+        assert!(!judge(Env::Dev, &e, o(), true).compatible);
+    }
+
+    #[test]
+    fn drift_is_incompatible_and_each_object_named() {
+        let recorded =
+            snapshot::capture::parse_entries(r#"[["index","","public.i","CREATE INDEX i"]]"#)
+                .unwrap();
+        let o = Observed {
+            snapshot: Some(Comparison::Drifted {
+                recorded: "a".into(),
+                live: "b".into(),
+                drift: snapshot::diff(&recorded, &[]),
+            }),
+            ..observed(&[("001_a", Some("x"))])
+        };
+        let r = judge(Env::Dev, &expected(&[("001_a", "x")]), o, false);
+        assert!(!r.compatible);
+        assert_eq!(
+            r.reasons[0],
+            "drift: index public.i: dropped outside migrations"
+        );
+        assert_eq!(r.json()["drift"][0]["change"], "dropped");
     }
 
     #[test]

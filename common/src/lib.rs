@@ -28,6 +28,7 @@
 //! - [`check`]: the compatibility check of `schema-check` and the runtime;
 //! - [`manifest`]: the manifest document (versions and checksums without the files);
 //! - [`report`]: what a tool reports on success (text, JSON, exit code);
+//! - [`snapshot`]: the schema snapshot and live-schema drift;
 //! - [`error`]: typed errors and the exit code of each kind.
 //!
 //! The design document (`seeds/000_80c53156e563ee00.txt`) is the authority, `SPEC.md` pins
@@ -56,6 +57,7 @@ pub mod rows;
 pub mod rules;
 pub mod run_error;
 pub mod runner;
+pub mod snapshot;
 pub mod sql;
 pub mod tracking;
 pub mod transaction_context;

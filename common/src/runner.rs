@@ -21,6 +21,8 @@ use crate::migrations::Migration;
 use crate::plan::{self, reconcile, Entry, Known, State};
 use crate::report::{human_duration, Report};
 use crate::run_error::{Interrupted, LockNotAcquired, MigrationFailed};
+use crate::snapshot::store::{self as snapshots, Comparison};
+use crate::snapshot::Drift;
 use crate::tracking::{self, Shape};
 
 /// The application name the runner's sessions show in `pg_stat_activity`.
@@ -79,6 +81,10 @@ pub struct Summary {
     pub table_created: bool,
     /// A two-column table was upgraded: the versions whose checksum was recorded.
     pub upgraded: Option<Vec<String>>,
+    /// Drift from the schema snapshot found before applying (warned about, then applied).
+    pub drift_before: Vec<Drift>,
+    /// The digest of the schema snapshot this run recorded, if it recorded one.
+    pub snapshot: Option<String>,
 }
 
 impl Report for Summary {
@@ -115,6 +121,8 @@ impl Report for Summary {
             "already_applied": self.already_applied,
             "table_created": self.table_created,
             "table_upgraded": self.upgraded,
+            "drift_before": self.drift_before,
+            "snapshot_digest": self.snapshot,
         })
     }
 }
@@ -153,6 +161,7 @@ pub fn migrate(
     }
     let mut hold = take_lock(url, env, options, progress)?;
     let ensured = ensure_table(&mut client, url, files, progress)?;
+    let (first_snapshot, drift_before) = snapshot_before(&mut client, url, progress)?;
     let applied = tracking::read(&mut client, Shape::Current)
         .map_err(|e| failed(url, "reading the tracking table", &e))?;
     let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
@@ -161,6 +170,7 @@ pub fn migrate(
         already_applied: plan.already_applied,
         table_created: ensured.created,
         upgraded: ensured.upgraded,
+        drift_before,
         ..Summary::default()
     };
     if plan.pending.is_empty() {
@@ -174,7 +184,21 @@ pub fn migrate(
         hold: &mut hold,
         summary: &mut summary,
     };
-    run.apply_pending(&plan.pending, progress)?;
+    let outcome = run.apply_pending(&plan.pending, progress);
+    // After a failure too: what the applied files made is the migrations' schema, so the gate
+    // reports the pending file, not their objects, as the problem. Only under the lock.
+    if !summary.applied.is_empty() || (first_snapshot && outcome.is_ok()) {
+        if !client.is_closed() && hold.verify().is_ok() {
+            match record_snapshot(&mut client, url, &summary, progress) {
+                Ok(digest) => summary.snapshot = Some(digest),
+                Err(e) if outcome.is_err() => progress(&format!("warning: {e}")),
+                Err(e) => return Err(e),
+            }
+        } else {
+            progress("warning: the migration lock or the connection was lost, so the schema snapshot was not recorded; run migrate again, which records it");
+        }
+    }
+    outcome?;
     hold.release();
     Ok(summary)
 }
@@ -243,6 +267,9 @@ fn ensure_table(
             versions.len()
         ));
     }
+    // Created before the privileges on the tools' tables are put right, so that the
+    // snapshot table is covered from its first run.
+    ensure_snapshot_table(client, url, progress)?;
     let revoked = crate::grants::keep_tools_tables_read_only(client).map_err(|e| {
         failed(
             url,
@@ -257,6 +284,77 @@ fn ensure_table(
         ));
     }
     Ok(ensured)
+}
+
+/// Creates the snapshot table next to the tracking table when it is missing.
+fn ensure_snapshot_table(
+    client: &mut Client,
+    url: &DbUrl,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    if snapshots::ensure(client)
+        .map_err(|e| failed(url, "creating the schema snapshot table", &e))?
+    {
+        progress(&format!(
+            "created the schema snapshot table {}",
+            snapshots::TABLE
+        ));
+    }
+    Ok(())
+}
+
+/// Before applying: compares the live schema with the snapshot, warning about each drifted
+/// object (the run goes on: the files may be what fixes it). Returns whether there is no
+/// snapshot yet (the first one is recorded even when nothing is applied: there is nothing to
+/// compare with yet; after that only a run that applied a file records one, since
+/// re-recording after an empty run would accept a hand change silently) and the drift found.
+fn snapshot_before(
+    client: &mut Client,
+    url: &DbUrl,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(bool, Vec<Drift>), Error> {
+    let drift = match snapshots::compare(client)
+        .map_err(|e| failed(url, "comparing the schema with its snapshot", &e))?
+    {
+        Comparison::NoSnapshot => return Ok((true, Vec::new())),
+        Comparison::Same { .. } => Vec::new(),
+        Comparison::Drifted { drift, .. } => drift,
+    };
+    for d in &drift {
+        progress(&format!(
+            "warning: drift found before applying: {d} (this run does not accept it: revert it, or make it official with a migration; see docs/operations.md, 3.5 \"Schema drift\")"
+        ));
+    }
+    Ok((false, drift))
+}
+
+/// Records the schema snapshot after a run (SPEC.md, "Schema snapshot and drift"); returns
+/// its digest.
+fn record_snapshot(
+    client: &mut Client,
+    url: &DbUrl,
+    summary: &Summary,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String, Error> {
+    let reason = match summary.applied.len() {
+        0 => "first snapshot".to_string(),
+        1 => format!("applied {}", summary.applied[0].version),
+        n => format!(
+            "applied {n} files, {} to {}",
+            summary.applied[0].version,
+            summary.applied[n - 1].version
+        ),
+    };
+    let started = std::time::Instant::now();
+    let recorded = snapshots::record(client, &reason, None)
+        .map_err(|e| failed(url, "recording the schema snapshot", &e))?;
+    progress(&format!(
+        "recorded the schema snapshot ({} entries, digest {}) in {}",
+        recorded.entries,
+        plan::short(&recorded.digest),
+        human_duration(started.elapsed())
+    ));
+    Ok(recorded.digest)
 }
 
 /// The part of a run that applies the pending files, holding the lock.
@@ -473,6 +571,7 @@ fn dry_run(
         table_created: shape == Shape::Missing,
         upgraded: (shape == Shape::TwoColumn)
             .then(|| applied.iter().map(|a| a.version.clone()).collect()),
+        ..Summary::default()
     })
 }
 
@@ -496,6 +595,8 @@ pub struct Status {
     pub entries: Vec<(Entry, Option<String>)>,
     /// Who holds the migration lock (a run in progress).
     pub lock_holder: Option<lock::Holder>,
+    /// The live schema against its snapshot.
+    pub schema: Comparison,
 }
 
 fn state_name(state: &State) -> &'static str {
@@ -520,6 +621,24 @@ impl Report for Status {
         });
         if let Some(h) = &self.lock_holder {
             out.push_str(&format!("\nmigration in progress: lock held by {h}"));
+        }
+        match &self.schema {
+            Comparison::NoSnapshot => out
+                .push_str("\nschema: no snapshot recorded yet (the next migrate run records one)"),
+            Comparison::Same { digest, .. } => out.push_str(&format!(
+                "\nschema: matches the snapshot (digest {})",
+                plan::short(digest)
+            )),
+            Comparison::Drifted { drift, .. } => {
+                out.push_str(&format!(
+                    "\nschema: DRIFT, {} difference{} from the snapshot",
+                    drift.len(),
+                    if drift.len() == 1 { "" } else { "s" }
+                ));
+                for d in drift {
+                    out.push_str(&format!("\ndrift: {d}"));
+                }
+            }
         }
         for (entry, applied_at) in &self.entries {
             out.push_str(&format!(
@@ -557,6 +676,15 @@ impl Report for Status {
                 Shape::Partial | Shape::Current => "present",
             },
             "lock_holder": self.lock_holder,
+            "snapshot": match &self.schema {
+                Comparison::NoSnapshot => "none",
+                Comparison::Same { .. } => "same",
+                Comparison::Drifted { .. } => "drifted",
+            },
+            "drift": match &self.schema {
+                Comparison::Drifted { drift, .. } => drift.clone(),
+                _ => Vec::new(),
+            },
             "migrations": self.entries.iter().map(|(e, at)| json!({
                 "version": e.version,
                 "state": state_name(&e.state),
@@ -587,6 +715,8 @@ pub fn status(
     )?;
     let (shape, applied) = read_only(&mut client, url)?;
     let lock_holder = lock::holder(&mut client).map_err(|e| failed(url, "reading pg_locks", &e))?;
+    let schema = snapshots::compare(&mut client)
+        .map_err(|e| failed(url, "comparing the schema with its snapshot", &e))?;
     let entries = reconcile(&applied, files.iter().map(Known::from))
         .into_iter()
         .map(|entry| {
@@ -602,5 +732,6 @@ pub fn status(
         table: shape,
         entries,
         lock_holder,
+        schema,
     })
 }

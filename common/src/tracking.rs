@@ -14,11 +14,14 @@ use crate::rows::{rows, Row};
 /// The table, always schema-qualified.
 pub const TABLE: &str = "public.dreichor_schema_migrations";
 
-/// Every table the tools keep for themselves, schema-qualified. Only their owner (the role
-/// that runs `migrate`) writes them; every other role, the runtime role included, may at
-/// most read them, whatever `ALTER DEFAULT PRIVILEGES` would grant on a new table
-/// ([`crate::grants`], and `infra/db/provision.sh`, which keeps the same list).
-pub const TOOLS_TABLES: &[&str] = &[TABLE];
+/// Every table the tools keep for themselves, schema-qualified: this one and the schema
+/// snapshot ([`crate::snapshot::store::TABLE`]), created by `migrate` next to each other.
+/// Only their owner (the role that runs `migrate`) writes them; every other role, the
+/// runtime role included, may at most read them, whatever `ALTER DEFAULT PRIVILEGES` would
+/// grant on a new table ([`crate::grants`], and `infra/db/provision.sh`, which keeps the same
+/// list). Their rows and definitions are not part of the schema snapshot; the gate needs
+/// SELECT on both.
+pub const TOOLS_TABLES: &[&str] = &[TABLE, crate::snapshot::store::TABLE];
 
 /// Creates the table when it is missing. `checksum` is nullable only because rows of a
 /// two-column table get theirs during the upgrade.

@@ -6,6 +6,8 @@
 #   infra/db/migrate.sh --env prod --dry-run   show what would be applied to dreichor_prod
 #   infra/db/migrate.sh status --env dev       state of every migration
 #   infra/db/migrate.sh lint                   offline check of the directory
+#   infra/db/migrate.sh snapshot --env prod --reason TEXT
+#                                              accept the live schema (audited; a terminal only)
 #
 # DATABASE_URL (and DREICHOR_ENV, unless --env is given) come from the environment, e.g.
 #   set -a; . /etc/dreichor/dev.env; set +a

@@ -688,7 +688,7 @@ provision_env() {
 
 # The tools' own tables (common/src/tracking.rs, TOOLS_TABLES, keeps the same list; a unit
 # test there checks it): only their owner writes them, the runtime role may only read them.
-readonly TOOLS_TABLES=('public.dreichor_schema_migrations')
+readonly TOOLS_TABLES=('public.dreichor_schema_migrations' 'public.dreichor_schema_snapshot')
 
 # TOOLS_TABLES as an SQL array of the ones that exist.
 tools_tables_sql() {

@@ -22,6 +22,7 @@ use common::Error;
 use manifest::Manifest;
 
 pub mod safety;
+mod snapshot;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -58,6 +59,11 @@ enum Command {
     /// Print the manifest of the directory (versions and checksums, JSON) for
     /// `schema-check --manifest` and for embedding in the runtime; offline.
     Manifest(ManifestArgs),
+    /// Accept the live schema as the schema snapshot, audited (who, when, why, old and new
+    /// digests): for renderings that change with nobody touching the schema, such as a
+    /// PostgreSQL major upgrade. Shows every difference it accepts and asks for the database
+    /// name; at a terminal only, never under CI or GitHub Actions.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +144,10 @@ pub fn main() -> std::process::ExitCode {
                     .map(|found| Manifest::of(&found.migrations))
                     .map_err(Error::Directory),
             )
+        }
+        Some(Command::Snapshot(args)) => {
+            let out = Output::new("migrate", args.target.dir.format);
+            out.finish(snapshot::run(&args, &out))
         }
         Some(Command::Lint(args)) => {
             let out = Output::new("migrate", args.dir.format);

@@ -17,12 +17,13 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  compatible: every migration of this release is applied with a matching checksum
   1  incompatible: every reason is listed (missing table, pending, modified, a migration
-     run in progress, with --strict versions unknown to this release)
+     run in progress, each object changed outside migrations (drift from the schema
+     snapshot), with --strict versions unknown to this release or no snapshot yet)
   2  invalid configuration or input (DATABASE_URL, environment, flags, directory)
   3  the database could not be reached within --timeout
 
 Read-only: it never creates or alters anything and needs only CONNECT and SELECT on
-public.dreichor_schema_migrations.
+public.dreichor_schema_migrations and public.dreichor_schema_snapshot.
 
 Environment:
   DATABASE_URL   postgres://USER:PASSWORD@localhost[:PORT]/dreichor_<env> (never a flag)
@@ -37,7 +38,8 @@ struct Cli {
     target: TargetArgs,
 
     /// Versions applied in the database but unknown to this release (the database is
-    /// ahead, e.g. after a runtime rollback) make it incompatible instead of a warning.
+    /// ahead, e.g. after a runtime rollback), and a database without a schema snapshot, make
+    /// it incompatible instead of a warning.
     #[arg(long)]
     strict: bool,
 

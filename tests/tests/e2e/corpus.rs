@@ -83,7 +83,7 @@ fn is_no_transaction(content: &[u8]) -> bool {
     first.strip_suffix(b"\r").unwrap_or(first) == MARKER.as_bytes()
 }
 
-/// `pg_dump --schema-only` of `db` without owners, privileges and migrate's tracking table,
+/// `pg_dump --schema-only` of `db` without owners, privileges and migrate's own tables,
 /// with the lines that differ between two dumps of identical schemas removed: pg_dump
 /// 15.14+ writes `\restrict <random key>` / `\unrestrict <key>`, and a comment may name the
 /// database.
@@ -91,6 +91,7 @@ fn schema_dump(cluster: &Cluster, db: &str) -> String {
     let out = Run::new(cluster.bin("pg_dump"))
         .args(["--schema-only", "--no-owner", "--no-privileges"])
         .arg("--exclude-table=public.dreichor_schema_migrations")
+        .arg("--exclude-table=public.dreichor_schema_snapshot")
         .arg("-h")
         .arg(cluster.socket_dir())
         .args(["-p", &cluster.port().to_string(), "-U", SUPERUSER, "-d", db])

@@ -9,6 +9,7 @@
 //! to install one.
 
 mod corpus;
+mod drift;
 mod hard_reset;
 mod hard_reset_signal;
 mod harness;

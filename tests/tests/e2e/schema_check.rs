@@ -461,7 +461,6 @@ fn a_role_with_select_on_the_tracking_table_only_is_enough() {
     let db = Project::start();
     db.write("001_a.sql", FILE_A);
     db.write("002_b.sql", FILE_B);
-    db.migrate();
 
     let password = db.cluster.create_role(
         "deploy_gate",
@@ -471,7 +470,9 @@ fn a_role_with_select_on_the_tracking_table_only_is_enough() {
         "postgres",
         "GRANT CONNECT ON DATABASE dreichor_dev TO deploy_gate",
     );
+    // Before migrate: a privilege granted after the snapshot would be drift.
     db.sql("GRANT USAGE ON SCHEMA public TO deploy_gate");
+    db.migrate();
     let url = db
         .cluster
         .url_for("deploy_gate", &password, "localhost", "dreichor_dev");
@@ -481,7 +482,12 @@ fn a_role_with_select_on_the_tracking_table_only_is_enough() {
     out.assert_code(1);
     assert_contains(&out.stderr, "permission denied");
 
+    // The tools' own tables, tracking and snapshot: all it needs.
     db.sql("GRANT SELECT ON public.dreichor_schema_migrations TO deploy_gate");
+    let out = db.check_as(&url, &[]);
+    out.assert_code(1);
+    assert_contains(&out.stderr, "permission denied");
+    db.sql("GRANT SELECT ON public.dreichor_schema_snapshot TO deploy_gate");
     assert_clean_compatible(&db.check_as(&url, &[]));
 
     db.write("003_c.sql", FILE_C);
@@ -1012,6 +1018,10 @@ fn an_invalid_index_is_a_warning_not_an_incompatibility() {
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.accounts_email_key'::regclass",
     );
     assert_eq!(valid.as_deref(), Some("f"), "the index is left INVALID");
+    // Made by hand, the table and the index are drift; what this case is about is the
+    // warning, so they become part of the (first) snapshot.
+    db.sql("DELETE FROM public.dreichor_schema_snapshot");
+    db.migrate();
 
     let out = db.check(&[]);
     let doc = assert_clean_compatible(&out);
@@ -1053,14 +1063,16 @@ fn a_check_blocked_behind_a_lock_on_the_tracking_table_gives_up_within_its_timeo
 fn a_decoy_function_ahead_of_pg_catalog_on_the_search_path_changes_nothing() {
     let db = Project::start();
     db.write("001_a.sql", FILE_A);
-    db.migrate();
     // The role puts its own schema before pg_catalog and shadows a function the check calls
-    // unqualified. search_path must not matter (SPEC.md, "Tracking table").
-    db.sql(
-        "CREATE SCHEMA decoy AUTHORIZATION dreichor_dev;\
-         CREATE FUNCTION decoy.current_database() RETURNS name LANGUAGE sql AS $$ SELECT 'elsewhere'::name $$;\
-         ALTER ROLE dreichor_dev SET search_path = decoy, pg_catalog, public;",
+    // unqualified. search_path must not matter (SPEC.md, "Tracking table"). The schema comes
+    // from a migration: made by hand, it would be drift.
+    db.write(
+        "002_decoy.sql",
+        "CREATE SCHEMA decoy;\n\
+         CREATE FUNCTION decoy.current_database() RETURNS name LANGUAGE sql AS $$ SELECT 'elsewhere'::name $$;\n",
     );
+    db.migrate();
+    db.sql("ALTER ROLE dreichor_dev SET search_path = decoy, pg_catalog, public;");
     let mut client = db.connect_as_dev("dreichor-test-decoy");
     let seen: String = client
         .query_one("SELECT current_database()::text", &[])

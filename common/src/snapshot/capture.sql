@@ -1,0 +1,282 @@
+-- The canonical snapshot of the environment's schema: one row per object or aspect of an
+-- object, (kind, parent, name, pos, definition). Read by `common::snapshot::capture`, which
+-- wraps it to order, aggregate and hash the rows; run with search_path = pg_catalog, pg_temp
+-- so that every name the server renders is schema-qualified.
+--
+-- Independent of OIDs, creation order and physical layout: objects are named by qualified
+-- name (functions with their argument types), definitions come from the server's own deparse
+-- functions, column order is kept (pos) but not attnum's gaps, access-control lists are
+-- sorted and a NULL list is rendered as the default it stands for. Excluded: pg_catalog,
+-- information_schema, TOAST and temporary schemas; extension members; the tools' own tables;
+-- statistics, sizes, sequence values, CLUSTER marks, matview population.
+WITH
+ns AS (
+    SELECT n.oid, n.nspname, n.nspowner, n.nspacl
+    FROM pg_catalog.pg_namespace n
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+      AND n.nspname !~ '^pg_(toast_)?temp_'
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                      WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                        AND d.objid = n.oid AND d.deptype = 'e')
+),
+tools AS (
+    SELECT c.oid FROM pg_catalog.pg_class c
+    WHERE c.oid IN (pg_catalog.to_regclass('public.dreichor_schema_migrations'),
+                    pg_catalog.to_regclass('public.dreichor_schema_snapshot'))
+    UNION ALL
+    SELECT i.indexrelid FROM pg_catalog.pg_index i
+    WHERE i.indrelid IN (pg_catalog.to_regclass('public.dreichor_schema_migrations'),
+                         pg_catalog.to_regclass('public.dreichor_schema_snapshot'))
+    UNION ALL
+    SELECT d.objid FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refobjid IN (pg_catalog.to_regclass('public.dreichor_schema_migrations'),
+                         pg_catalog.to_regclass('public.dreichor_schema_snapshot'))
+      AND d.deptype IN ('a', 'i')
+),
+rel AS (
+    SELECT c.oid, c.relkind, c.relowner, c.relacl, c.oid::pg_catalog.regclass::text AS name,
+           CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' END AS kind,
+           c.relpersistence, c.reloptions, c.relrowsecurity, c.relforcerowsecurity,
+           c.relreplident, c.relispartition, c.relpartbound, c.relam
+    FROM pg_catalog.pg_class c JOIN ns ON ns.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'i', 'I')
+      AND c.oid NOT IN (SELECT oid FROM tools)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                        AND d.objid = c.oid AND d.deptype = 'e')
+),
+fn AS (
+    SELECT p.oid, p.proowner, p.proacl, p.prokind, p.oid::pg_catalog.regprocedure::text AS name,
+           CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END AS kind
+    FROM pg_catalog.pg_proc p JOIN ns ON ns.oid = p.pronamespace
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                      WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                        AND d.objid = p.oid AND d.deptype = 'e')
+),
+typ AS (
+    SELECT t.oid, t.typtype, t.typowner, t.typacl, t.typrelid,
+           pg_catalog.format_type(t.oid, NULL) AS name,
+           CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type'
+                WHEN 'r' THEN 'range type' ELSE 'type' END AS kind
+    FROM pg_catalog.pg_type t JOIN ns ON ns.oid = t.typnamespace
+    WHERE (t.typtype IN ('e', 'd', 'r', 'b')
+           OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
+      -- Array types come with their element type, and are named after it.
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type el WHERE el.typarray = t.oid)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                      WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                        AND d.objid = t.oid AND d.deptype = 'e')
+),
+-- Columns of tables and foreign tables (a view's columns are its definition).
+col AS (
+    SELECT rel.oid AS relid, rel.name AS parent, a.attnum, a.attname, a.attacl,
+           pg_catalog.quote_ident(a.attname) AS name,
+           pg_catalog.format_type(a.atttypid, a.atttypmod)
+           || CASE WHEN a.attcollation <> t.typcollation
+                   THEN ' COLLATE ' || (SELECT pg_catalog.quote_ident(co.collname) FROM pg_catalog.pg_collation co WHERE co.oid = a.attcollation)
+                   ELSE '' END
+           || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+           || CASE WHEN a.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) || ') STORED'
+                   WHEN ad.adbin IS NOT NULL THEN ' DEFAULT ' || pg_catalog.pg_get_expr(ad.adbin, ad.adrelid)
+                   ELSE '' END
+           || CASE a.attidentity WHEN 'a' THEN ' GENERATED ALWAYS AS IDENTITY'
+                                 WHEN 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
+           AS definition
+    FROM rel
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+    WHERE rel.relkind IN ('r', 'p', 'f')
+),
+con AS (
+    SELECT co.oid, pg_catalog.quote_ident(co.conname) AS name,
+           coalesce(rel.name, typ.name) AS parent,
+           pg_catalog.pg_get_constraintdef(co.oid) AS definition
+    FROM pg_catalog.pg_constraint co
+    LEFT JOIN rel ON rel.oid = co.conrelid AND co.conrelid <> 0
+    LEFT JOIN typ ON typ.oid = co.contypid AND co.contypid <> 0
+    WHERE rel.oid IS NOT NULL OR typ.oid IS NOT NULL
+),
+trg AS (
+    SELECT tg.oid, rel.name AS parent, pg_catalog.quote_ident(tg.tgname) AS name,
+           pg_catalog.pg_get_triggerdef(tg.oid)
+           || CASE tg.tgenabled WHEN 'O' THEN '' WHEN 'D' THEN ' (DISABLED)'
+                                WHEN 'R' THEN ' (ENABLED REPLICA)' WHEN 'A' THEN ' (ENABLED ALWAYS)' END
+           AS definition
+    FROM pg_catalog.pg_trigger tg JOIN rel ON rel.oid = tg.tgrelid
+    WHERE NOT tg.tgisinternal
+),
+pol AS (
+    SELECT po.oid, rel.name AS parent, pg_catalog.quote_ident(po.polname) AS name,
+           CASE WHEN po.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END
+           || ' FOR ' || CASE po.polcmd WHEN '*' THEN 'ALL' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                                        WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' END
+           || ' TO ' || (SELECT pg_catalog.string_agg(CASE WHEN r.x = 0 THEN 'PUBLIC'
+                                   ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.x)) END, ', ' ORDER BY 1)
+                         FROM pg_catalog.unnest(po.polroles) AS r(x))
+           || coalesce(' USING (' || pg_catalog.pg_get_expr(po.polqual, po.polrelid) || ')', '')
+           || coalesce(' WITH CHECK (' || pg_catalog.pg_get_expr(po.polwithcheck, po.polrelid) || ')', '')
+           AS definition
+    FROM pg_catalog.pg_policy po JOIN rel ON rel.oid = po.polrelid
+),
+rul AS (
+    SELECT ru.oid, rel.name AS parent, pg_catalog.quote_ident(ru.rulename) AS name,
+           pg_catalog.pg_get_ruledef(ru.oid) || CASE ru.ev_enabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END AS definition
+    FROM pg_catalog.pg_rewrite ru JOIN rel ON rel.oid = ru.ev_class
+    WHERE ru.rulename <> '_RETURN'
+),
+-- Every object that can have an owner, privileges or a comment: (class, oid, subid, label).
+obj AS (
+    SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass AS classid, ns.oid AS objid, 0 AS subid,
+           'schema ' || pg_catalog.quote_ident(ns.nspname) AS label,
+           ns.nspowner AS owner, coalesce(ns.nspacl, pg_catalog.acldefault('n', ns.nspowner)) AS acl
+    FROM ns
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, rel.oid, 0, rel.kind || ' ' || rel.name,
+           CASE WHEN rel.relkind IN ('i', 'I') THEN NULL ELSE rel.relowner END,
+           CASE WHEN rel.relkind IN ('i', 'I') THEN NULL
+                ELSE coalesce(rel.relacl, pg_catalog.acldefault(CASE WHEN rel.relkind = 'S' THEN 's'::"char" ELSE 'r'::"char" END, rel.relowner)) END
+    FROM rel
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, col.relid, col.attnum, 'column ' || col.parent || '.' || col.name,
+           NULL, CASE WHEN col.attacl = '{}' THEN NULL ELSE col.attacl END
+    FROM col
+    UNION ALL
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, fn.oid, 0, fn.kind || ' ' || fn.name,
+           fn.proowner, coalesce(fn.proacl, pg_catalog.acldefault('f', fn.proowner))
+    FROM fn
+    UNION ALL
+    SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, typ.oid, 0, typ.kind || ' ' || typ.name,
+           typ.typowner, coalesce(typ.typacl, pg_catalog.acldefault('T', typ.typowner))
+    FROM typ
+    UNION ALL
+    SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, con.oid, 0, 'constraint ' || con.parent || '.' || con.name, NULL, NULL FROM con
+    UNION ALL
+    SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, trg.oid, 0, 'trigger ' || trg.parent || '.' || trg.name, NULL, NULL FROM trg
+    UNION ALL
+    SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, pol.oid, 0, 'policy ' || pol.parent || '.' || pol.name, NULL, NULL FROM pol
+    UNION ALL
+    SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, rul.oid, 0, 'rule ' || rul.parent || '.' || rul.name, NULL, NULL FROM rul
+    UNION ALL
+    SELECT 'pg_catalog.pg_extension'::pg_catalog.regclass, e.oid, 0, 'extension ' || pg_catalog.quote_ident(e.extname), NULL, NULL
+    FROM pg_catalog.pg_extension e
+)
+SELECT 'schema' AS kind, '' AS parent, pg_catalog.quote_ident(ns.nspname) AS name, 0 AS pos, '' AS definition
+FROM ns
+UNION ALL
+SELECT rel.kind, '', rel.name, 0, pg_catalog.ltrim(
+       CASE rel.relkind
+         WHEN 'v' THEN pg_catalog.pg_get_viewdef(rel.oid)
+         WHEN 'm' THEN pg_catalog.pg_get_viewdef(rel.oid)
+         WHEN 'S' THEN (SELECT 'AS ' || pg_catalog.format_type(s.seqtypid, NULL)
+                          || ' START ' || s.seqstart || ' INCREMENT ' || s.seqincrement
+                          || ' MINVALUE ' || s.seqmin || ' MAXVALUE ' || s.seqmax
+                          || ' CACHE ' || s.seqcache || CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END
+                        FROM pg_catalog.pg_sequence s WHERE s.seqrelid = rel.oid)
+                       || coalesce((SELECT ' OWNED BY ' || d.refobjid::pg_catalog.regclass::text || '.'
+                                           || pg_catalog.quote_ident(a.attname)
+                                    FROM pg_catalog.pg_depend d
+                                    JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = rel.oid
+                                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                      AND d.deptype IN ('a', 'i')), '')
+         WHEN 'i' THEN pg_catalog.pg_get_indexdef(rel.oid)
+         WHEN 'I' THEN pg_catalog.pg_get_indexdef(rel.oid)
+         ELSE ''
+       END
+       || CASE WHEN rel.relkind IN ('i', 'I') THEN
+            (SELECT CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END
+                    || CASE WHEN i.indisreplident THEN ' (REPLICA IDENTITY)' ELSE '' END
+             FROM pg_catalog.pg_index i WHERE i.indexrelid = rel.oid)
+          ELSE '' END
+       || CASE WHEN rel.relpersistence = 'u' THEN ' UNLOGGED' ELSE '' END
+       || CASE WHEN rel.relkind = 'p' THEN ' PARTITION BY ' || pg_catalog.pg_get_partkeydef(rel.oid) ELSE '' END
+       || CASE WHEN rel.relispartition
+               THEN ' PARTITION OF ' || (SELECT h.inhparent::pg_catalog.regclass::text FROM pg_catalog.pg_inherits h WHERE h.inhrelid = rel.oid)
+                    || ' ' || pg_catalog.pg_get_expr(rel.relpartbound, rel.oid)
+               ELSE coalesce(' INHERITS (' || (SELECT pg_catalog.string_agg(h.inhparent::pg_catalog.regclass::text, ', ' ORDER BY h.inhseqno)
+                                               FROM pg_catalog.pg_inherits h WHERE h.inhrelid = rel.oid) || ')', '') END
+       || CASE WHEN rel.relkind IN ('r', 'p', 'm') AND rel.relam IS NOT NULL AND rel.relam <> 0
+                    AND (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = rel.relam) <> 'heap'
+               THEN ' USING ' || (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = rel.relam) ELSE '' END
+       || coalesce(' WITH (' || pg_catalog.array_to_string(rel.reloptions, ', ') || ')', '')
+       || CASE WHEN rel.relrowsecurity THEN ' ROW LEVEL SECURITY' ELSE '' END
+       || CASE WHEN rel.relforcerowsecurity THEN ' FORCE ROW LEVEL SECURITY' ELSE '' END
+       || CASE WHEN rel.relkind IN ('r', 'p', 'm') THEN
+            CASE rel.relreplident WHEN 'n' THEN ' REPLICA IDENTITY NOTHING' WHEN 'f' THEN ' REPLICA IDENTITY FULL'
+                                  WHEN 'i' THEN ' REPLICA IDENTITY USING INDEX' ELSE '' END
+          ELSE '' END)
+FROM rel
+UNION ALL
+SELECT 'column', col.parent, col.name, col.attnum, col.definition FROM col
+UNION ALL
+SELECT 'constraint', con.parent, con.name, 0, con.definition FROM con
+UNION ALL
+SELECT 'trigger', trg.parent, trg.name, 0, trg.definition FROM trg
+UNION ALL
+SELECT 'policy', pol.parent, pol.name, 0, pol.definition FROM pol
+UNION ALL
+SELECT 'rule', rul.parent, rul.name, 0, rul.definition FROM rul
+UNION ALL
+SELECT fn.kind, '', fn.name, 0,
+       CASE WHEN fn.prokind = 'a'
+            THEN 'AGGREGATE RETURNS ' || pg_catalog.pg_get_function_result(fn.oid)
+                 || (SELECT ' SFUNC ' || ag.aggtransfn::pg_catalog.regprocedure::text
+                            || ' STYPE ' || pg_catalog.format_type(ag.aggtranstype, NULL)
+                            || coalesce(' FINALFUNC ' || nullif(ag.aggfinalfn, 0)::pg_catalog.regprocedure::text, '')
+                            || coalesce(' INITCOND ' || ag.agginitval, '')
+                     FROM pg_catalog.pg_aggregate ag WHERE ag.aggfnoid = fn.oid)
+            ELSE pg_catalog.pg_get_functiondef(fn.oid) END
+FROM fn
+UNION ALL
+SELECT typ.kind, '', typ.name, 0,
+       CASE typ.typtype
+         WHEN 'e' THEN (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
+                        FROM pg_catalog.pg_enum e WHERE e.enumtypid = typ.oid)
+         WHEN 'd' THEN (SELECT pg_catalog.format_type(t.typbasetype, t.typtypmod)
+                               || CASE WHEN t.typcollation <> bt.typcollation
+                                       THEN ' COLLATE ' || (SELECT pg_catalog.quote_ident(co.collname) FROM pg_catalog.pg_collation co WHERE co.oid = t.typcollation)
+                                       ELSE '' END
+                               || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+                               || coalesce(' DEFAULT ' || t.typdefault, '')
+                        FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype
+                        WHERE t.oid = typ.oid)
+         WHEN 'c' THEN (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname) || ' '
+                                   || pg_catalog.format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                        FROM pg_catalog.pg_attribute a WHERE a.attrelid = typ.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+         WHEN 'r' THEN (SELECT 'SUBTYPE ' || pg_catalog.format_type(r.rngsubtype, NULL)
+                               || coalesce(' SUBTYPE_DIFF ' || nullif(r.rngsubdiff, 0)::pg_catalog.regproc::text, '')
+                        FROM pg_catalog.pg_range r WHERE r.rngtypid = typ.oid)
+         ELSE (SELECT 'INPUT ' || t.typinput::text || ' OUTPUT ' || t.typoutput::text || ' LENGTH ' || t.typlen
+               FROM pg_catalog.pg_type t WHERE t.oid = typ.oid)
+       END
+FROM typ
+UNION ALL
+SELECT 'extension', '', pg_catalog.quote_ident(e.extname), 0,
+       'VERSION ' || pg_catalog.quote_literal(e.extversion) || ' SCHEMA ' || pg_catalog.quote_ident(n.nspname)
+FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+UNION ALL
+SELECT 'default privileges', '',
+       'for role ' || pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(da.defaclrole))
+       || coalesce(' in schema ' || (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n WHERE n.oid = da.defaclnamespace), '')
+       || ' on ' || CASE da.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'functions'
+                                          WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' END,
+       0,
+       (SELECT pg_catalog.string_agg(x::text, ', ' ORDER BY x::text) FROM pg_catalog.unnest(da.defaclacl) AS x)
+FROM pg_catalog.pg_default_acl da
+UNION ALL
+SELECT 'owner', '', obj.label, 0, pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(obj.owner))
+FROM obj WHERE obj.owner IS NOT NULL
+UNION ALL
+SELECT 'privileges', '', obj.label, 0,
+       (SELECT pg_catalog.string_agg(x::text, ', ' ORDER BY x::text) FROM pg_catalog.unnest(obj.acl) AS x)
+FROM obj WHERE obj.acl IS NOT NULL
+UNION ALL
+SELECT 'comment', '', obj.label, 0, de.description
+FROM obj CROSS JOIN LATERAL (
+    SELECT d.description FROM pg_catalog.pg_description d
+    WHERE d.objoid = obj.objid AND d.classoid = obj.classid AND d.objsubid = obj.subid) de

@@ -1,0 +1,37 @@
+-- The fingerprint: per catalog, the number of row versions that describe user objects (OID
+-- 16384 and up, FirstNormalObjectId; all schemas, extensions and default privileges) and the
+-- sum of a 64-bit hash of each one's xmin (the transaction that wrote it); plus the role
+-- names, which renderings of owners and privileges show.
+--
+-- Every DDL statement writes new row versions for what it changes, stamped with its own
+-- transaction id, newer than any recorded one: an added or updated row adds a new xmin to
+-- the sum, a deleted row lowers the count. So equal fingerprints prove that the catalog, and
+-- with it every rendering of the snapshot, is unchanged (barring a 64-bit hash collision).
+-- Nothing is deparsed, converted or sorted per object, so it is cheap. Unequal fingerprints
+-- prove nothing: VACUUM FULL, CLUSTER, TRUNCATE and REINDEX write new pg_class rows, a
+-- restored database has other row versions; the gate then compares the rendered snapshot.
+-- ANALYZE and VACUUM update pg_class in place (same xmin). Tied to one database's row
+-- versions: never compared across databases.
+SELECT pg_catalog.md5(pg_catalog.concat_ws('|',
+  (SELECT pg_catalog.string_agg(oid || ':' || rolname, ',' ORDER BY oid) FROM pg_catalog.pg_roles),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_namespace),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_class WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_attribute WHERE attrelid >= 16384 AND attnum > 0),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_index WHERE indexrelid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_attrdef WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_constraint WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_proc WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_type WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_enum WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_trigger WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_policy WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_rewrite WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_sequence WHERE seqrelid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_inherits WHERE inhrelid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_extension),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_default_acl),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_description WHERE objoid >= 16384 OR objoid = 2200),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_depend
+   WHERE (classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objid >= 16384 AND deptype IN ('a', 'i'))
+      OR refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass)
+))

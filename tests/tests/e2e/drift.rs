@@ -1,0 +1,527 @@
+//! Live-schema drift (SPEC.md, "Schema snapshot and drift"): `migrate` records a snapshot of
+//! the schema after a run that applied a file; `schema-check` names every object that
+//! differs from it.
+//!
+//! Two halves. Detection: every change the issue lists, made by hand after `migrate`, is
+//! found and named (kind, object, added/dropped/changed) by the gate; each case is its own
+//! named assertion, all on copies of one migrated database. No false drift: maintenance,
+//! data changes, a `pg_dump | pg_restore` into a new database, a hard reset and a real
+//! history (the crates.io corpus) leave the gate compatible with no drift.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::cluster::SUPERUSER;
+use crate::support::pty::Pty;
+use crate::support::{Outcome, Project, Run, Tool};
+
+/// A role outside the environments, for GRANT, REVOKE and owner changes.
+const READER: &str = "drift_reader";
+
+/// A schema with one of each kind of object the snapshot covers.
+const BASE: &str = r#"
+CREATE TYPE public.state AS ENUM ('open', 'paid');
+CREATE DOMAIN public.positive AS numeric CONSTRAINT positive_check CHECK (VALUE > 0);
+CREATE TABLE public.customer (name text PRIMARY KEY);
+CREATE TABLE public.invoice (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer text NOT NULL REFERENCES public.customer (name),
+    amount   numeric(12,2) NOT NULL DEFAULT 0,
+    due      date,
+    state    public.state NOT NULL DEFAULT 'open',
+    CONSTRAINT amount_nonneg CHECK (amount >= 0)
+);
+CREATE INDEX invoice_due ON public.invoice (due);
+CREATE SEQUENCE public.ticket_seq;
+CREATE VIEW public.open_invoice AS SELECT id, amount FROM public.invoice WHERE state = 'open';
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER invoice_touch BEFORE UPDATE ON public.invoice FOR EACH ROW EXECUTE FUNCTION public.touch();
+CREATE TABLE public.event (at timestamptz NOT NULL, what text) PARTITION BY RANGE (at);
+CREATE TABLE public.event_2026 PARTITION OF public.event FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE public.event_2027 (at timestamptz NOT NULL, what text);
+GRANT SELECT (customer) ON public.invoice TO drift_reader;
+COMMENT ON TABLE public.invoice IS 'Invoices';
+INSERT INTO public.customer VALUES ('acme');
+INSERT INTO public.invoice (customer, amount) VALUES ('acme', 10);
+"#;
+
+/// A project with [`READER`] and [`BASE`] applied by `migrate`.
+fn migrated_project() -> Project {
+    let p = Project::start();
+    p.cluster.create_role(READER, "NOLOGIN");
+    p.write("001_base.sql", BASE);
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    p
+}
+
+/// `schema-check --format json` on dreichor_dev.
+fn gate(p: &Project, extra: &[&str]) -> Outcome {
+    p.tool(Tool::SchemaCheck, &["--format", "json"])
+        .args(extra)
+        .run()
+}
+
+/// The `drift` array of a gate's JSON document.
+#[track_caller]
+fn drift_of(out: &Outcome) -> Vec<Value> {
+    let doc = out.json();
+    doc["drift"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no \"drift\" array in {doc}"))
+        .clone()
+}
+
+/// Panics unless the gate finds dreichor_dev compatible, without drift and with a snapshot;
+/// returns how it proved that (`fingerprint` or `digest`).
+#[track_caller]
+fn assert_no_drift(p: &Project, after: &str) -> String {
+    let out = gate(p, &["--strict"]);
+    let doc = out.json();
+    assert!(
+        out.code == 0 && doc["compatible"] == true && drift_of(&out).is_empty(),
+        "false drift after {after}: exit {}\n{doc:#}",
+        out.code
+    );
+    assert_eq!(doc["snapshot_recorded"], true, "after {after}: {doc}");
+    doc["snapshot_proof"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// One change made by hand, and the drift it must produce: `(kind, object, change)`.
+struct Case {
+    name: &'static str,
+    sql: &'static str,
+    expect: (&'static str, &'static str, &'static str),
+    /// A fragment of the text line (`drift: ...`) the gate prints.
+    text: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case { name: "column added", sql: "ALTER TABLE public.invoice ADD COLUMN note text",
+           expect: ("column", "public.invoice.note", "added"),
+           text: "drift: table public.invoice: column note (text) added outside migrations" },
+    Case { name: "column dropped", sql: "ALTER TABLE public.invoice DROP COLUMN due",
+           expect: ("column", "public.invoice.due", "dropped"),
+           text: "drift: table public.invoice: column due: dropped outside migrations" },
+    Case { name: "column type changed", sql: "ALTER TABLE public.invoice ALTER COLUMN due TYPE timestamp",
+           expect: ("column", "public.invoice.due", "changed"), text: "is \"timestamp without time zone\"" },
+    Case { name: "column default changed", sql: "ALTER TABLE public.invoice ALTER COLUMN amount SET DEFAULT 1",
+           expect: ("column", "public.invoice.amount", "changed"), text: "DEFAULT 1" },
+    Case { name: "NOT NULL dropped", sql: "ALTER TABLE public.invoice ALTER COLUMN customer DROP NOT NULL",
+           expect: ("column", "public.invoice.customer", "changed"), text: "column customer: changed" },
+    Case { name: "table added", sql: "CREATE TABLE public.extra (id int)",
+           expect: ("table", "public.extra", "added"), text: "drift: table public.extra added outside migrations" },
+    Case { name: "table dropped", sql: "DROP TABLE public.event_2027",
+           expect: ("table", "public.event_2027", "dropped"), text: "drift: table public.event_2027: dropped outside migrations" },
+    Case { name: "table renamed (old name)", sql: "ALTER TABLE public.event_2027 RENAME TO event_next",
+           expect: ("table", "public.event_2027", "dropped"), text: "table public.event_2027: dropped" },
+    Case { name: "table renamed (new name)", sql: "ALTER TABLE public.event_2027 RENAME TO event_next",
+           expect: ("table", "public.event_next", "added"), text: "table public.event_next added" },
+    Case { name: "index added", sql: "CREATE INDEX invoice_amount ON public.invoice (amount)",
+           expect: ("index", "public.invoice_amount", "added"), text: "drift: index public.invoice_amount added outside migrations" },
+    Case { name: "index dropped", sql: "DROP INDEX public.invoice_due",
+           expect: ("index", "public.invoice_due", "dropped"), text: "drift: index public.invoice_due: dropped outside migrations" },
+    Case { name: "index made invalid", sql: "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.invoice_due'::regclass",
+           expect: ("index", "public.invoice_due", "changed"), text: "(INVALID)" },
+    Case { name: "constraint added", sql: "ALTER TABLE public.invoice ADD CONSTRAINT amount_cap CHECK (amount < 1000000)",
+           expect: ("constraint", "public.invoice.amount_cap", "added"), text: "table public.invoice: constraint amount_cap" },
+    Case { name: "constraint dropped", sql: "ALTER TABLE public.invoice DROP CONSTRAINT amount_nonneg",
+           expect: ("constraint", "public.invoice.amount_nonneg", "dropped"), text: "constraint amount_nonneg: dropped" },
+    Case { name: "constraint NOT VALID", sql: "ALTER TABLE public.invoice DROP CONSTRAINT amount_nonneg, ADD CONSTRAINT amount_nonneg CHECK (amount >= 0) NOT VALID",
+           expect: ("constraint", "public.invoice.amount_nonneg", "changed"), text: "NOT VALID" },
+    Case { name: "view redefined", sql: "CREATE OR REPLACE VIEW public.open_invoice AS SELECT id, amount FROM public.invoice WHERE state = 'paid'",
+           expect: ("view", "public.open_invoice", "changed"), text: "view public.open_invoice: changed" },
+    Case { name: "function body changed", sql: "CREATE OR REPLACE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$",
+           expect: ("function", "public.touch()", "changed"), text: "RETURN OLD" },
+    Case { name: "trigger added", sql: "CREATE TRIGGER invoice_touch_again BEFORE INSERT ON public.invoice FOR EACH ROW EXECUTE FUNCTION public.touch()",
+           expect: ("trigger", "public.invoice.invoice_touch_again", "added"), text: "table public.invoice: trigger invoice_touch_again added" },
+    Case { name: "trigger disabled", sql: "ALTER TABLE public.invoice DISABLE TRIGGER invoice_touch",
+           expect: ("trigger", "public.invoice.invoice_touch", "changed"), text: "(DISABLED)" },
+    Case { name: "sequence increment changed", sql: "ALTER SEQUENCE public.ticket_seq INCREMENT BY 5",
+           expect: ("sequence", "public.ticket_seq", "changed"), text: "INCREMENT 5" },
+    Case { name: "enum value added", sql: "ALTER TYPE public.state ADD VALUE 'void'",
+           expect: ("enum", "public.state", "changed"), text: "'void'" },
+    Case { name: "domain constraint changed", sql: "ALTER DOMAIN public.positive DROP CONSTRAINT positive_check; ALTER DOMAIN public.positive ADD CONSTRAINT positive_check CHECK (VALUE >= 1)",
+           expect: ("constraint", "public.positive.positive_check", "changed"), text: "domain public.positive: constraint positive_check: changed" },
+    Case { name: "GRANT on a table", sql: "GRANT SELECT ON public.invoice TO drift_reader",
+           expect: ("privileges", "table public.invoice", "changed"), text: "drift: privileges on table public.invoice: changed" },
+    Case { name: "REVOKE on a table", sql: "REVOKE DELETE ON public.invoice FROM dreichor_dev",
+           expect: ("privileges", "table public.invoice", "changed"), text: "privileges on table public.invoice" },
+    Case { name: "GRANT on a column", sql: "GRANT UPDATE (amount) ON public.invoice TO drift_reader",
+           expect: ("privileges", "column public.invoice.amount", "added"), text: "privileges on column public.invoice.amount added" },
+    Case { name: "REVOKE on a column", sql: "REVOKE SELECT (customer) ON public.invoice FROM drift_reader",
+           expect: ("privileges", "column public.invoice.customer", "dropped"), text: "privileges on column public.invoice.customer: dropped" },
+    Case { name: "default privileges", sql: "ALTER DEFAULT PRIVILEGES FOR ROLE dreichor_dev IN SCHEMA public GRANT SELECT ON TABLES TO drift_reader",
+           expect: ("default privileges", "for role dreichor_dev in schema public on tables", "added"), text: "default privileges for role dreichor_dev" },
+    Case { name: "row-level security enabled", sql: "ALTER TABLE public.invoice ENABLE ROW LEVEL SECURITY",
+           expect: ("table", "public.invoice", "changed"), text: "ROW LEVEL SECURITY" },
+    Case { name: "policy added", sql: "CREATE POLICY mine ON public.invoice USING (customer = current_user)",
+           expect: ("policy", "public.invoice.mine", "added"), text: "table public.invoice: policy mine added" },
+    Case { name: "comment changed", sql: "COMMENT ON TABLE public.invoice IS 'Bills'",
+           expect: ("comment", "table public.invoice", "changed"), text: "comment on table public.invoice: changed" },
+    Case { name: "owner changed", sql: "ALTER TABLE public.customer OWNER TO drift_reader",
+           expect: ("owner", "table public.customer", "changed"), text: "owner of table public.customer: changed" },
+    Case { name: "extension added", sql: "CREATE EXTENSION citext",
+           expect: ("extension", "citext", "added"), text: "drift: extension citext added outside migrations" },
+    Case { name: "partition attached", sql: "ALTER TABLE public.event ATTACH PARTITION public.event_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
+           expect: ("table", "public.event_2027", "changed"), text: "PARTITION OF public.event" },
+    Case { name: "partition detached", sql: "ALTER TABLE public.event DETACH PARTITION public.event_2026",
+           expect: ("table", "public.event_2026", "changed"), text: "table public.event_2026: changed" },
+];
+
+/// Replaces dreichor_dev with a fresh copy of `template` (same owner and database privileges
+/// as provisioned).
+fn restore_copy(p: &Project, template: &str) {
+    p.cluster
+        .sql("postgres", "DROP DATABASE dreichor_dev WITH (FORCE)");
+    p.cluster.sql(
+        "postgres",
+        &format!("CREATE DATABASE dreichor_dev OWNER dreichor_dev TEMPLATE {template}"),
+    );
+    p.cluster.sql(
+        "postgres",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE dreichor_dev FROM PUBLIC; GRANT CONNECT ON DATABASE dreichor_dev TO dreichor_dev",
+    );
+}
+
+/// Every listed change is drift, named with its kind, object and change, and makes the gate
+/// fail (exit 1) in text and JSON. Each case runs on a fresh copy of the migrated database;
+/// every case is checked and every failure reported by name.
+///
+/// The cheap path: a copy made with `CREATE DATABASE ... TEMPLATE` keeps the catalog's row
+/// versions, so the gate proves an unchanged copy by the fingerprint alone (asserted below).
+/// The gate renders and diffs the entries only after the fingerprint and then the digest
+/// differ, so every case that finds its drift also shows that its change defeats both.
+#[test]
+fn every_listed_hand_change_is_drift_named_by_the_gate() {
+    let p = migrated_project();
+    assert_eq!(assert_no_drift(&p, "migrate"), "fingerprint");
+    p.cluster.sql(
+        "postgres",
+        "CREATE DATABASE drift_base TEMPLATE dreichor_dev",
+    );
+    restore_copy(&p, "drift_base");
+    assert_eq!(
+        assert_no_drift(&p, "a copy of the migrated database"),
+        "fingerprint",
+        "the cheap path must prove an unchanged copy"
+    );
+    let mut failures = Vec::new();
+    for case in CASES {
+        restore_copy(&p, "drift_base");
+        p.sql(case.sql);
+        let out = gate(&p, &[]);
+        let drift = drift_of(&out);
+        let (kind, object, change) = case.expect;
+        let found = drift
+            .iter()
+            .any(|d| d["kind"] == kind && d["object"] == object && d["change"] == change);
+        let changed_sides = drift
+            .iter()
+            .filter(|d| d["change"] == "changed")
+            .all(|d| d["expected"].is_string() && d["actual"].is_string());
+        let text = p.tool(Tool::SchemaCheck, &[]).run();
+        let named = text.stdout.contains(case.text)
+            || text.stdout.contains(&case.text.replace("drift: ", ""));
+        if !(out.code == 1 && found && changed_sides && text.code == 1 && named) {
+            failures.push(format!(
+                "case {:?}: exit {} (text {}), expected ({kind}, {object}, {change}) {}, text line {:?} {}\n  drift: {}\n  text: {}",
+                case.name,
+                out.code,
+                text.code,
+                if found { "found" } else { "NOT found" },
+                case.text,
+                if named { "printed" } else { "NOT printed" },
+                serde_json::to_string(&drift).unwrap_or_default(),
+                text.stdout.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} drift cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+/// Maintenance and data changes are not drift: VACUUM FULL, ANALYZE, CLUSTER, REINDEX,
+/// TRUNCATE, inserts, updates, deletes and sequence calls change no definition.
+#[test]
+fn maintenance_and_data_changes_are_not_drift() {
+    let p = migrated_project();
+    assert_no_drift(&p, "migrate");
+    for (what, sql) in [
+        ("data changes", "INSERT INTO public.customer VALUES ('globex'); UPDATE public.invoice SET amount = 20; DELETE FROM public.customer WHERE name = 'globex'; SELECT nextval('public.ticket_seq'); SELECT setval('public.ticket_seq', 100)"),
+        ("ANALYZE", "ANALYZE"),
+        ("VACUUM FULL", "VACUUM FULL"),
+        ("CLUSTER", "CLUSTER public.invoice USING invoice_due"),
+        ("REINDEX", "REINDEX DATABASE dreichor_dev"),
+        ("TRUNCATE", "TRUNCATE public.invoice, public.customer RESTART IDENTITY"),
+    ] {
+        p.sql(sql);
+        assert_no_drift(&p, what);
+    }
+}
+
+/// A database migrated before snapshots existed (no snapshot table): the gate warns
+/// (compatible), `--strict` makes it incompatible, and the next `migrate` run records the
+/// first snapshot even with nothing to apply. After that a run with nothing to apply never
+/// re-records it, so a hand change stays drift; `migrate status` shows it, and `migrate`
+/// warns about it before applying.
+#[test]
+fn no_snapshot_warns_and_empty_runs_do_not_bless_hand_changes() {
+    let p = migrated_project();
+    p.sql("DROP TABLE public.dreichor_schema_snapshot");
+    let out = gate(&p, &[]);
+    out.assert_code(0);
+    assert!(
+        out.json()["warnings"]
+            .to_string()
+            .contains("no schema snapshot"),
+        "{}",
+        out.stdout
+    );
+    gate(&p, &["--strict"]).assert_code(1);
+
+    // The first run records the first snapshot even with nothing to apply.
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    run.assert_stderr("created the schema snapshot table public.dreichor_schema_snapshot");
+    run.assert_stderr("recorded the schema snapshot");
+    assert_no_drift(&p, "the first snapshot");
+
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    run.assert_stderr("warning: drift found before applying: index public.invoice_amount added outside migrations");
+    let status = p.tool(Tool::Migrate, &["status", "--format", "json"]).run();
+    status.assert_code(0);
+    assert_eq!(status.json()["snapshot"], "drifted", "{}", status.stdout);
+    assert_eq!(status.json()["drift"][0]["object"], "public.invoice_amount");
+    let out = gate(&p, &[]);
+    out.assert_code(1);
+    assert_eq!(drift_of(&out)[0]["object"], "public.invoice_amount");
+
+    // Made official by a migration: the next run applies it and records the snapshot.
+    p.write(
+        "002_invoice_amount.sql",
+        "CREATE INDEX IF NOT EXISTS invoice_amount ON public.invoice (amount);\n",
+    );
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    assert_no_drift(&p, "a migration that makes the hand change official");
+    let rows = p.scalar("SELECT count(*) FROM public.dreichor_schema_snapshot");
+    assert_eq!(
+        rows.as_deref(),
+        Some("2"),
+        "one snapshot per run that applied or was first"
+    );
+}
+
+/// The gate stays SELECT-only: a role with CONNECT and SELECT on the two tools' tables, and
+/// nothing else, gets the same verdict as the owner, drift included.
+#[test]
+fn the_gate_needs_only_select_on_the_tools_tables() {
+    let p = migrated_project();
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    let password = p.cluster.create_role("drift_gate", "");
+    p.cluster.sql(
+        "postgres",
+        "GRANT CONNECT ON DATABASE dreichor_dev TO drift_gate",
+    );
+    p.sql(
+        "GRANT SELECT ON public.dreichor_schema_migrations, public.dreichor_schema_snapshot TO drift_gate",
+    );
+    let url = p
+        .cluster
+        .url_for("drift_gate", &password, "localhost", "dreichor_dev");
+    let out = p
+        .tool(Tool::SchemaCheck, &["--format", "json"])
+        .env("DATABASE_URL", &url)
+        .run();
+    out.assert_code(1);
+    let drift = drift_of(&out);
+    assert!(
+        drift.iter().any(|d| d["object"] == "public.invoice_amount"),
+        "{}",
+        out.stdout
+    );
+    // The new index itself is drift for it; only the grant to drift_gate differs otherwise.
+    assert!(
+        drift
+            .iter()
+            .all(|d| d["object"] == "public.invoice_amount" || d["kind"] == "privileges"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `pg_dump -Fc` of dreichor_dev restored into a new database (then renamed to
+/// dreichor_dev) has the same snapshot: no OID, creation order or layout leaks into it.
+#[test]
+fn a_dump_restored_into_a_new_database_has_no_drift() {
+    let p = migrated_project();
+    dump_and_restore(&p);
+    // Other OIDs and row versions: the fingerprint differs, the rendered digest decides.
+    assert_eq!(
+        assert_no_drift(&p, "pg_dump -Fc | pg_restore into a new database"),
+        "digest"
+    );
+}
+
+/// Dumps dreichor_dev with `pg_dump -Fc`, drops it, creates it again (as provisioned) and
+/// restores the dump with `pg_restore`, as the superuser.
+fn dump_and_restore(p: &Project) {
+    let dump = p.cluster.dir().join("drift.dump");
+    let socket = p.cluster.socket_dir().to_owned();
+    let port = p.cluster.port().to_string();
+    Run::new(p.cluster.bin("pg_dump"))
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .arg("-h")
+        .arg(&socket)
+        .args(["-p", &port, "-U", SUPERUSER, "-d", "dreichor_dev"])
+        .timeout(Duration::from_secs(300))
+        .run()
+        .assert_code(0);
+    p.cluster
+        .sql("postgres", "DROP DATABASE dreichor_dev WITH (FORCE)");
+    p.cluster.sql(
+        "postgres",
+        "CREATE DATABASE dreichor_dev OWNER dreichor_dev TEMPLATE template0",
+    );
+    p.cluster.sql(
+        "postgres",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE dreichor_dev FROM PUBLIC; GRANT CONNECT ON DATABASE dreichor_dev TO dreichor_dev",
+    );
+    Run::new(p.cluster.bin("pg_restore"))
+        .args(["--exit-on-error", "-d", "dreichor_dev", "-h"])
+        .arg(&socket)
+        .args(["-p", &port, "-U", SUPERUSER])
+        .arg(&dump)
+        .timeout(Duration::from_secs(300))
+        .run()
+        .assert_code(0);
+}
+
+/// hard-reset rebuilds the database from the same files and records a snapshot: the gate
+/// finds no drift, and a hand change made before the reset is gone.
+#[test]
+fn hard_reset_records_a_snapshot_without_drift() {
+    let p = migrated_project();
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    gate(&p, &[]).assert_code(1);
+    let mut pty = Pty::spawn(p.hard_reset("dev", &["--stop-command", "true"]));
+    pty.expect("Type the database name (dreichor_dev) to confirm");
+    pty.answer("dreichor_dev");
+    pty.finish().assert_code(0);
+    assert_no_drift(&p, "hard-reset");
+}
+
+/// `migrate snapshot --reason` is audited: refused without a terminal and under CI; at a
+/// terminal it shows each difference, asks, and records who, why and both digests.
+#[test]
+fn migrate_snapshot_accepts_the_live_schema_only_at_a_terminal() {
+    let p = migrated_project();
+    p.sql("COMMENT ON TABLE public.invoice IS 'Bills'");
+    let args = [
+        "snapshot",
+        "--reason",
+        "PostgreSQL upgrade renders comments differently",
+    ];
+    let piped = p.tool(Tool::Migrate, &args).stdin("dreichor_dev\n").run();
+    piped.assert_code(2);
+    piped.assert_stderr("not a terminal");
+    let out = Pty::spawn(p.tool(Tool::Migrate, &args).env("CI", "true")).finish();
+    out.assert_code(2).assert_contains("CI is set");
+    gate(&p, &[]).assert_code(1);
+
+    let mut pty = Pty::spawn(p.tool(Tool::Migrate, &args).env("USER", "alice"));
+    pty.expect("accept: comment on table public.invoice: changed outside migrations");
+    pty.expect("Type the database name (dreichor_dev) to accept");
+    pty.answer("dreichor_dev");
+    pty.finish()
+        .assert_code(0)
+        .assert_contains("accepted 1 difference");
+    assert_no_drift(&p, "migrate snapshot");
+    let row = p.query(
+        "SELECT operator, reason, previous_digest IS NOT NULL AND previous_digest <> digest FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(
+        row[0],
+        [
+            Some("alice".to_string()),
+            Some(args[2].to_string()),
+            Some("t".to_string())
+        ]
+    );
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crates_io/migrations")
+}
+
+/// A real history: the crates.io corpus applied by `migrate` has no drift, nor after
+/// maintenance, data changes, or a dump restored into a new database.
+#[test]
+fn the_crates_io_corpus_has_no_false_drift() {
+    let dir = corpus_dir();
+    if !dir.is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the crates.io corpus is missing at {} and CI is set",
+            dir.display()
+        );
+        eprintln!(
+            "the_crates_io_corpus_has_no_false_drift: NOT RUN, no corpus at {}",
+            dir.display()
+        );
+        return;
+    }
+    let p = Project::start();
+    let migrate = |extra: &[&str]| {
+        Tool::Migrate
+            .cmd()
+            .env("DATABASE_URL", &p.envs.dev_url)
+            .args(extra)
+            .args(["--env", "dev", "--dir"])
+            .arg(&dir)
+            .timeout(Duration::from_secs(300))
+            .run()
+    };
+    migrate(&[]).assert_code(0);
+    let check = || {
+        let out = Tool::SchemaCheck
+            .cmd()
+            .env("DATABASE_URL", &p.envs.dev_url)
+            .args(["--format", "json", "--strict", "--env", "dev", "--dir"])
+            .arg(&dir)
+            .run();
+        (out.code, out.json())
+    };
+    let assert_clean = |after: &str| {
+        let (code, doc) = check();
+        assert!(
+            code == 0 && doc["drift"].as_array().is_some_and(Vec::is_empty),
+            "false drift on the crates.io schema after {after}: exit {code}\n{doc:#}"
+        );
+    };
+    assert_clean("migrate");
+    for (what, sql) in [
+        ("ANALYZE", "ANALYZE"),
+        ("VACUUM FULL", "VACUUM FULL"),
+        ("CLUSTER", "CLUSTER public.crates USING packages_pkey"),
+        ("REINDEX", "REINDEX DATABASE dreichor_dev"),
+        ("TRUNCATE", "TRUNCATE public.crates CASCADE"),
+    ] {
+        p.sql(sql);
+        assert_clean(what);
+    }
+    dump_and_restore(&p);
+    assert_clean("pg_dump -Fc | pg_restore into a new database");
+}
