@@ -7,7 +7,7 @@
 
 use postgres::Client;
 
-use super::capture::{self, Entry, CAPTURE};
+use super::capture::{self, CAPTURE};
 use super::diff::{diff, Drift};
 use super::FINGERPRINT;
 use crate::pinned::{pinned, pinned_read_only, run_pinned};
@@ -57,10 +57,7 @@ pub enum Proof {
 /// Finishes a comparison from the row of [`gate_query`] (`None`: no snapshot): equal
 /// fingerprints end it; otherwise the live digest is computed, and only when it differs are
 /// the entries read and diffed. Each further step is one read-only round trip.
-pub fn finish(
-    client: &mut Client,
-    gate_row: Option<&Row>,
-) -> Result<Comparison, postgres::Error> {
+pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison, postgres::Error> {
     let Some(row) = gate_row else {
         return Ok(Comparison::NoSnapshot);
     };
@@ -207,15 +204,4 @@ pub fn compare(client: &mut Client) -> Result<Comparison, postgres::Error> {
     let messages = run_pinned(client, &pinned_read_only(&gate_query()))?;
     let row = rows(&messages).into_iter().next();
     finish(client, row.as_ref())
-}
-
-/// The newest snapshot's entries and the live ones, for `migrate snapshot` to show what it
-/// accepts.
-pub fn entries(client: &mut Client) -> Result<(Vec<Entry>, Vec<Entry>), postgres::Error> {
-    let messages = run_pinned(client, &pinned_read_only(&entries_query()))?;
-    let sets = result_sets(&messages);
-    Ok((
-        capture::parse_entries(&json_cell(&sets, 0)).unwrap_or_default(),
-        capture::parse_entries(&json_cell(&sets, 1)).unwrap_or_default(),
-    ))
 }
