@@ -18,7 +18,7 @@
 use postgres::Client;
 
 use crate::connect::{literal, pinned, pinned_read_only, run_pinned};
-use crate::rows::{rows, Row};
+use crate::rows::rows;
 use crate::tracking::TOOLS_TABLES;
 
 /// The REVOKE statements that would take away every privilege but SELECT that a role other
@@ -33,7 +33,7 @@ pub fn excess_query() -> String {
     format!(
         "SELECT pg_catalog.format('REVOKE %s ON TABLE %I.%I FROM %s', a.privilege_type, n.nspname, c.relname, \
                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
-                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END) \
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END) AS revoke \
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, \
               pg_catalog.aclexplode(c.relacl) a \
          WHERE c.oid::pg_catalog.regclass = ANY (ARRAY[{tables}]::pg_catalog.regclass[]) \
@@ -49,7 +49,7 @@ pub fn keep_tools_tables_read_only(client: &mut Client) -> Result<Vec<String>, p
     let messages = run_pinned(client, &pinned_read_only(&excess_query()))?;
     let revokes: Vec<String> = rows(&messages)
         .into_iter()
-        .filter_map(|row| Row::into_values(row).into_iter().next().flatten())
+        .filter_map(|row| row.text("revoke").map(str::to_string))
         .collect();
     if !revokes.is_empty() {
         run_pinned(client, &pinned(&revokes.join(";\n")))?;

@@ -29,12 +29,13 @@ use crate::rows::{rows, Row};
 /// One round trip: the current user, the database's owner, whether the current user has the
 /// owner's privileges (`USAGE`: membership that inherits), CREATE on the database, and CREATE
 /// on any schema other than the system ones. `pinned_read_only` pins `search_path`.
-const QUERY: &str = "SELECT current_user::text, pg_catalog.pg_get_userbyid(d.datdba)::text, \
-     pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE'), \
-     pg_catalog.has_database_privilege(d.oid, 'CREATE'), \
+const QUERY: &str =
+    "SELECT current_user::text AS username, pg_catalog.pg_get_userbyid(d.datdba)::text AS owner, \
+     pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') AS owns, \
+     pg_catalog.has_database_privilege(d.oid, 'CREATE') AS create_on_database, \
      EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n \
              WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' \
-               AND pg_catalog.has_schema_privilege(n.oid, 'CREATE')) \
+               AND pg_catalog.has_schema_privilege(n.oid, 'CREATE')) AS create_in_a_schema \
      FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()";
 
 /// What a session's role may do to the schema, as read by [`read`].
@@ -54,15 +55,13 @@ pub struct Rights {
 
 impl Rights {
     /// The rights from a row of [`QUERY`].
-    pub fn from_row(row: &[Option<String>]) -> Rights {
-        let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let flag = |i: usize| text(i) == "t";
+    pub fn from_row(row: &Row) -> Rights {
         Rights {
-            user: text(0),
-            owner: text(1),
-            owns: flag(2),
-            create_on_database: flag(3),
-            create_in_a_schema: flag(4),
+            user: row.string("username"),
+            owner: row.string("owner"),
+            owns: row.bool("owns"),
+            create_on_database: row.bool("create_on_database"),
+            create_in_a_schema: row.bool("create_in_a_schema"),
         }
     }
 
@@ -76,11 +75,7 @@ impl Rights {
 pub fn read(client: &mut Client) -> Result<Rights, postgres::Error> {
     let messages = run_pinned(client, &pinned_read_only(QUERY))?;
     Ok(Rights::from_row(
-        &rows(&messages)
-            .into_iter()
-            .next()
-            .map(Row::into_values)
-            .unwrap_or_default(),
+        &rows(&messages).into_iter().next().unwrap_or_default(),
     ))
 }
 
@@ -164,8 +159,17 @@ mod tests {
 
     #[test]
     fn rights_are_read_from_the_row() {
-        let s = |v: &str| Some(v.to_string());
-        let r = Rights::from_row(&[s("u"), s("o"), s("f"), s("f"), s("t")]);
+        let columns = [
+            "username",
+            "owner",
+            "owns",
+            "create_on_database",
+            "create_in_a_schema",
+        ];
+        let r = Rights::from_row(&Row::new(
+            &columns,
+            &[Some("u"), Some("o"), Some("f"), Some("f"), Some("t")],
+        ));
         assert_eq!(
             r,
             Rights {
@@ -177,6 +181,6 @@ mod tests {
             }
         );
         assert!(r.can_change_schema());
-        assert!(!Rights::from_row(&[]).can_change_schema());
+        assert!(!Rights::from_row(&Row::none()).can_change_schema());
     }
 }
