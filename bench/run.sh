@@ -5,7 +5,8 @@
 # Usage: bash bench/run.sh
 # Knobs (environment): BENCH_SIZES (default "100 1000"), BENCH_ROUNDS (5),
 # BENCH_CHECK_RUNS (30), BENCH_PARTS (default "apply drift"), BENCH_CORPUS (the crates.io
-# migrations), PG_BIN (default: pg_config --bindir).
+# migrations), BENCH_STATEMENTS (100000), BENCH_BIG_MB (50), BENCH_LARGE_ROUNDS (3),
+# PG_BIN (default: pg_config --bindir).
 # Writes bench/results.md and prints the same table.
 
 set -euo pipefail
@@ -27,6 +28,9 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CHECK_RUNS=${BENCH_CHECK_RUNS:-30}
 PARTS=" ${BENCH_PARTS:-apply drift} "
 want() { [[ $PARTS == *" $1 "* ]]; }
+STATEMENTS=${BENCH_STATEMENTS:-100000}
+BIG_MB=${BENCH_BIG_MB:-50}
+LARGE_ROUNDS=${BENCH_LARGE_ROUNDS:-3}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS="$ROOT/bench/results.md"
@@ -345,6 +349,66 @@ fi
 RSS_PSQL=$(max_rss_mib "$PSQL" -X -c 'select 1' "$URL")
 
 # ---------------------------------------------------------------------------------------
+# Large inputs: one no-transaction file of many one-line statements (cost linear in the
+# statements), and one big transactional file (peak RSS against the file's size)
+# ---------------------------------------------------------------------------------------
+STMT_DIR="$WORK/stmts"
+mkdir -p "$STMT_DIR"
+STMT_FILE="$STMT_DIR/0001_many_inserts.sql"
+{
+  echo '-- dreichor:no-transaction'
+  echo 'CREATE TABLE many (id int);'
+  seq 1 "$STATEMENTS" | sed 's/.*/INSERT INTO many VALUES (&);/'
+} >"$STMT_FILE"
+STMT_SUM=$(sha256sum "$STMT_FILE")
+STMT_SUM=${STMT_SUM%% *}
+# psql in autocommit sends every statement as its own message, as migrate does for a
+# no-transaction file, then the same tracking row.
+{
+  printf '%s\n' "$TRACKING_DDL"
+  cat "$STMT_FILE"
+  tracking_insert 0001_many_inserts "$STMT_SUM"
+  echo
+} >"$WORK/stmts_psql.sql"
+many_rows() { su_sql "SELECT count(*) FROM many" dreichor_dev; }
+for ((r = 0; r < LARGE_ROUNDS; r++)); do
+  for c in $( ((r % 2)) && echo "psql migrate" || echo "migrate psql"); do
+    recreate_db
+    times >"$WORK/cpu.before"
+    start=${EPOCHREALTIME/./}
+    if [[ $c == migrate ]]; then
+      DATABASE_URL=$URL "$MIGRATE" --env dev --dir "$STMT_DIR" >"$WORK/last.log" 2>&1 ||
+        { tail -n 20 "$WORK/last.log" >&2; die "migrate failed on $STATEMENTS statements"; }
+    else
+      "$PSQL" -X -q -v ON_ERROR_STOP=1 -f "$WORK/stmts_psql.sql" "$URL" >"$WORK/last.log" 2>&1 ||
+        { tail -n 20 "$WORK/last.log" >&2; die "psql failed on $STATEMENTS statements"; }
+    fi
+    end=${EPOCHREALTIME/./}
+    times >"$WORK/cpu.after"
+    awk -v us=$((end - start)) 'BEGIN { printf "%.6f\n", us / 1e6 }' >>"$WORK/t_stmts_$c"
+    awk -v a="$(children_cpu "$WORK/cpu.after")" -v b="$(children_cpu "$WORK/cpu.before")" \
+      'BEGIN { printf "%.3f\n", a - b }' >>"$WORK/cpu_stmts_$c"
+    [[ $(many_rows) -eq $STATEMENTS && $(tracking_rows) -eq 1 ]] || die "$c did not apply all $STATEMENTS statements"
+  done
+  log "$STATEMENTS statements round $((r + 1))/$LARGE_ROUNDS: migrate $(tail -n 1 "$WORK/t_stmts_migrate")s, psql $(tail -n 1 "$WORK/t_stmts_psql")s"
+done
+
+BIG_DIR="$WORK/big"
+mkdir -p "$BIG_DIR"
+BIG_FILE="$BIG_DIR/0001_big.sql"
+# About BIG_MB MB of 96-byte INSERT lines in one transactional file.
+{
+  echo 'CREATE TABLE big (id int, v text);'
+  seq 1 $((BIG_MB * 1000000 / 96)) | awk '{ printf "INSERT INTO big VALUES (%d, '"'"'%s'"'"');\n", $1, substr("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 1, 95 - length($1 "") - 30) }'
+} >"$BIG_FILE"
+BIG_FILE_MIB=$(awk -v b="$(stat -c %s "$BIG_FILE")" 'BEGIN { printf "%.1f\n", b / 1048576 }')
+recreate_db
+RSS_MIGRATE_BIG=$(max_rss_mib env DATABASE_URL="$URL" "$MIGRATE" --env dev --dir "$BIG_DIR")
+[[ $(tracking_rows) -eq 1 ]] || die "migrate did not apply the ${BIG_FILE_MIB} MiB file"
+RSS_CHECK_BIG=$(max_rss_mib env DATABASE_URL="$URL" "$SCHEMA_CHECK" --env dev --dir "$BIG_DIR")
+log "a ${BIG_FILE_MIB} MiB file: peak RSS migrate ${RSS_MIGRATE_BIG} MiB, schema-check ${RSS_CHECK_BIG} MiB"
+
+# ---------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------
 
@@ -399,6 +463,23 @@ RSS_PSQL=$(max_rss_mib "$PSQL" -X -c 'select 1' "$URL")
   echo "| ---: | ---: | ---: |"
   echo "| $RSS_MIGRATE | $RSS_CHECK | $RSS_PSQL |"
   echo
+  echo "## Large inputs"
+  echo
+  echo "One no-transaction file of $STATEMENTS one-line INSERTs, migrate against psql -f in autocommit"
+  echo "(a message per statement for both), median of $LARGE_ROUNDS interleaved rounds:"
+  echo
+  echo "| statements | migrate (s) | psql (s) | ratio | client CPU: migrate, psql (s) |"
+  echo "| ---: | ---: | ---: | ---: | ---: |"
+  sm=$(median "$WORK/t_stmts_migrate")
+  sp=$(median "$WORK/t_stmts_psql")
+  echo "| $STATEMENTS | $sm | $sp | $(calc %.3f "$sm / $sp") | $(median "$WORK/cpu_stmts_migrate"), $(median "$WORK/cpu_stmts_psql") |"
+  echo
+  echo "One transactional file of $BIG_FILE_MIB MiB, peak RSS (MiB):"
+  echo
+  echo "| file (MiB) | migrate | schema-check |"
+  echo "| ---: | ---: | ---: |"
+  echo "| $BIG_FILE_MIB | $RSS_MIGRATE_BIG | $RSS_CHECK_BIG |"
+  echo
   echo "## Targets"
   echo
   echo "| target | value | |"
@@ -424,6 +505,9 @@ RSS_PSQL=$(max_rss_mib "$PSQL" -X -c 'select 1' "$URL")
   else
     echo "| schema-check peak RSS < 16 MiB | $RSS_CHECK | $(verdict "$RSS_CHECK < 16") |"
   fi
+  echo "| $STATEMENTS statements of a no-transaction file within 1.5 x psql | $(calc %.3f "$sm / $sp") | $(verdict "$sm <= 1.5 * $sp") |"
+  echo "| schema-check peak RSS < 16 MiB, a $BIG_FILE_MIB MiB file | $RSS_CHECK_BIG | $(verdict "$RSS_CHECK_BIG < 16") |"
+  echo "| migrate peak RSS < 2 x the file, a $BIG_FILE_MIB MiB file | $(calc %.2f "$RSS_MIGRATE_BIG / $BIG_FILE_MIB") x | $(verdict "$RSS_MIGRATE_BIG < 2 * $BIG_FILE_MIB") |"
   if [[ ${#SIZES[@]} -ge 2 ]]; then
     small=${SIZES[0]}
     # Time per file at the big N over time per file at the small N. The server's own cost

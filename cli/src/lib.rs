@@ -144,12 +144,18 @@ impl Output {
 /// Parses the command line like `P::parse()`, and keeps the JSON promise on a usage error
 /// too: with `--format json`, clap's own error (exit 2, on stderr) is accompanied by the
 /// usual error document on stdout, with `error_fields` added (`schema-check`'s
-/// `"compatible": false`). `--help` and `--version` behave as always.
+/// `"compatible": false`). Clap's message is prefixed with the tool's name, as every other
+/// message is. `--help` and `--version` behave as always.
 pub fn parse_args<P: clap::Parser>(error_fields: Option<Value>) -> P {
     match P::try_parse() {
         Ok(parsed) => parsed,
+        Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => {
-            if error.use_stderr() && wants_json(std::env::args_os().skip(1)) {
+            // Like every other message of the tool, clap's starts with the tool's name.
+            let tool = P::command().get_name().to_string();
+            let rendered = error.render().to_string();
+            let _ = write!(std::io::stderr(), "{tool}: {rendered}");
+            if wants_json(std::env::args_os().skip(1)) {
                 let mut doc = json!({
                     "ok": false,
                     "exit_code": ExitCode::Invalid.code(),
@@ -162,7 +168,7 @@ pub fn parse_args<P: clap::Parser>(error_fields: Option<Value>) -> P {
                 }
                 let _ = writeln!(std::io::stdout(), "{doc}");
             }
-            error.exit()
+            std::process::exit(error.exit_code())
         }
     }
 }

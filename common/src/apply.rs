@@ -9,6 +9,10 @@
 //! the file and then writes the row separately loses the record on a crash in between;
 //! refinery's non-grouped mode is the known example.)
 //!
+//! A file above 8 MiB is the exception: it goes in parts of whole statements, in one
+//! transaction all the same, so that the runner's memory stays near the file's size
+//! (`send` says what that costs).
+//!
 //! A file whose first line is `-- dreichor:no-transaction` runs statement by statement in
 //! autocommit, split by the lexer, because PostgreSQL refuses `CREATE INDEX CONCURRENTLY` and
 //! the like inside a transaction. Its row is written after its last statement; such a file
@@ -47,6 +51,9 @@ const IDLE_SESSION_TIMEOUT: &str = "57P05";
 
 /// SQLSTATE lock_not_available: `lock_timeout` expired.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// SQLSTATE syntax_error.
+const SYNTAX_ERROR: &str = "42601";
 
 /// A failing file is replayed to locate the failing statement only when the failed attempt
 /// was quick: replaying an hour-long backfill to name a line is not worth the hour.
@@ -187,6 +194,9 @@ pub struct Failure {
     pub file_name: String,
     /// 1-based line and column in the file, when known.
     pub location: Option<(usize, usize)>,
+    /// Why there is no location, when there is none: said to the operator, who otherwise
+    /// cannot tell "not looked for" from "not found".
+    pub unlocated: Option<String>,
     /// SQLSTATE, when the server sent one.
     pub sqlstate: Option<String>,
     /// PostgreSQL's error with detail and hint (or the client-side error).
@@ -222,6 +232,7 @@ impl Failure {
         Failure {
             file_name: migration.file_name.clone(),
             location: None,
+            unlocated: None,
             sqlstate: None,
             error,
             transactional: migration.transactional,
@@ -251,11 +262,14 @@ impl fmt::Display for Failure {
             }
             None => write!(f, "{}", self.error)?,
         }
+        if let Some(why) = &self.unlocated {
+            write!(f, "\n  the line is not known: {why}")?;
+        }
         if self.retries > 0 {
             write!(
                 f,
-                "\n  retried {} times after lock_timeout; a long transaction holds a lock this file needs: find it in pg_stat_activity, or raise --lock-timeout",
-                self.retries
+                "\n  retried {} after lock_timeout; a long transaction holds a lock this file needs: find it in pg_stat_activity, or raise --lock-timeout",
+                crate::wording::counted(self.retries as usize, "time")
             )?;
         }
         if self.transactional && self.sqlstate.as_deref() == Some("25001") {
@@ -275,8 +289,9 @@ impl fmt::Display for Failure {
                 f,
                 "\n  another session recorded this version at the same moment (the backend of a killed or lost run finishing this file): the file is applied once, by that session; this attempt was rolled back. Check with `migrate status`, then run migrate again"
             )?;
-        } else if self.connection_lost {
-            // The caller says what a new session finds.
+        } else if self.connection_lost && self.transactional {
+            // The caller says what a new session finds. (Of a no-transaction file, what had
+            // run stays whatever that is: listed below.)
         } else if self.error.contains(GUARD_TRANSACTION_ENDED) {
             // The guard's own message says what happened and what was not recorded.
             write!(
@@ -307,10 +322,12 @@ impl fmt::Display for Failure {
                 let lines: Vec<String> = run.iter().map(|l| format!("line {l}")).collect();
                 write!(
                     f,
-                    "\n  this file runs without a transaction: {} of its {} statements had run and stay applied ({}); nothing was recorded: make the file safe to re-run (IF NOT EXISTS) or undo those statements by hand, then run migrate again (an INVALID index must be dropped first: IF NOT EXISTS would keep it)",
+                    "\n  this file runs without a transaction: {} of its {} had run and {} applied ({}); nothing was recorded: make the file safe to re-run (IF NOT EXISTS) or undo {} by hand, then run migrate again (an INVALID index must be dropped first: IF NOT EXISTS would keep it)",
                     run.len(),
-                    self.statements_total,
-                    lines.join(", ")
+                    crate::wording::counted(self.statements_total, "statement"),
+                    if run.len() == 1 { "stays" } else { "stay" },
+                    lines.join(", "),
+                    if run.len() == 1 { "that statement" } else { "those statements" }
                 )?;
             }
             for index in &self.invalid_indexes {
@@ -380,16 +397,89 @@ const FIRE_DEFERRED: &str = "SET CONSTRAINTS ALL IMMEDIATE;\n";
 /// row after the reset, so that it is written as the runner's role with the runner's settings
 /// whatever the file set (`SET ROLE` to a role that may not write the tracking table, say).
 fn transactional_message(migration: &Migration) -> String {
+    format!("{}{}{}", prefix(), migration.sql, suffix(migration))
+}
+
+/// What follows the file in its (last) message: the guard, the reset, the row, `COMMIT`.
+fn suffix(migration: &Migration) -> String {
     // The newline before `;` ends a trailing line comment, and the lone `;` ends a final
     // statement written without one.
     format!(
-        "{}{}\n;\n{pin};\n{FIRE_DEFERRED}{};\n{FRESH_SESSION}{pin};\n{};\nCOMMIT;",
-        prefix(),
-        migration.sql,
+        "\n;\n{pin};\n{FIRE_DEFERRED}{};\n{FRESH_SESSION}{pin};\n{};\nCOMMIT;",
         guard(),
         tracking::insert_row(migration),
         pin = crate::connect::PIN_SEARCH_PATH,
     )
+}
+
+/// Files larger than this travel in several messages ([`send`]).
+const ONE_MESSAGE_MAX: usize = 8 << 20;
+
+/// About how much of a large file each of its messages carries (whole statements).
+const PART: usize = 1 << 20;
+
+/// Where the failing message started: `skip` characters of the runner's own SQL, then the
+/// file from byte `base` on. Error positions count from there.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    skip: usize,
+    base: usize,
+}
+
+/// Sends a transactional file with its tracking row; on failure, the error and where the
+/// failing message started.
+///
+/// A file up to [`ONE_MESSAGE_MAX`] is one message ([`transactional_message`]). A larger one
+/// goes in several messages of one transaction: `BEGIN` (with the mark), then the file in
+/// parts of whole statements (split by the lexer, as a no-transaction file is), each sent
+/// straight from the file's text, then the guard, the reset, the row and `COMMIT`. Still all
+/// or nothing: a failure or a lost connection at any point rolls the transaction back. What
+/// it buys is memory: the client library copies every message twice on its way out, so one
+/// 50 MB message cost four times the file, and parts cost the file plus a few MiB (a single
+/// statement larger than a part still goes whole). What it costs: a few round trips, a part
+/// runs before the next is parsed (as with psql), a runner killed between parts leaves the
+/// file rolled back rather than finished, and a change of `client_encoding` reaches the
+/// parsing of the next part.
+fn send(client: &mut Client, migration: &Migration) -> Result<(), (postgres::Error, Sent)> {
+    let src = &migration.sql;
+    if src.len() <= ONE_MESSAGE_MAX {
+        let skip = prefix().chars().count();
+        return client
+            .batch_execute(&transactional_message(migration))
+            .map_err(|e| (e, Sent { skip, base: 0 }));
+    }
+    // Errors in the runner's own messages are positioned past the end of the file.
+    let after_file = Sent {
+        skip: 0,
+        base: src.len(),
+    };
+    client
+        .batch_execute(&prefix())
+        .map_err(|e| (e, after_file))?;
+    let statements = sql::split(src).statements;
+    let mut next = 0;
+    let mut start = 0;
+    while next < statements.len() {
+        let mut end = statements[next].end;
+        next += 1;
+        while next < statements.len() && statements[next].end - start <= PART {
+            end = statements[next].end;
+            next += 1;
+        }
+        client.batch_execute(&src[start..end]).map_err(|e| {
+            (
+                e,
+                Sent {
+                    skip: 0,
+                    base: start,
+                },
+            )
+        })?;
+        start = end;
+    }
+    client
+        .batch_execute(&suffix(migration))
+        .map_err(|e| (e, after_file))
 }
 
 fn apply_transactional(
@@ -399,13 +489,12 @@ fn apply_transactional(
     progress: &mut dyn FnMut(&str),
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Duration, Box<Failure>> {
-    let message = transactional_message(migration);
     let mut retries = 0;
     loop {
         let started = Instant::now();
-        let err = match client.batch_execute(&message) {
+        let (err, sent) = match send(client, migration) {
             Ok(()) => return Ok(started.elapsed()),
-            Err(err) => err,
+            Err(failed) => failed,
         };
         // The server skipped the rest of the message; end the failed transaction (which takes
         // back the file's SETs) and whatever of the session a rollback does not take back
@@ -431,18 +520,35 @@ fn apply_transactional(
             }
             // Interrupted while waiting: the file stays rolled back; report that.
         }
-        let error = describe_pg(&err);
+        let mut error = describe_pg(&err);
         let lock_lost = error.contains(GUARD_LOCK_LOST);
-        let location =
-            position_in_file(&err, prefix().chars().count(), &migration.sql, 0).or_else(|| {
-                if started.elapsed() < REPLAY_LIMIT && replayable(&err) && !lock_lost {
-                    locate_by_replay(client, migration, code.as_deref())
-                } else {
-                    None
+        let mut location = position_in_file(&err, sent.skip, &migration.sql, sent.base);
+        if location.is_none() && code.as_deref() == Some(SYNTAX_ERROR) && has_position(&err) {
+            // The position is in the runner's own SQL after the file: the file ended inside a
+            // statement (an unclosed `(`, say), and the runner's `;` took the blame. Ask the
+            // server about the file alone, as psql would have sent it.
+            if let Some((alone, at)) = parse_alone(client, &migration.sql, sent.base) {
+                error = alone;
+                location = at;
+            }
+        }
+        let mut unlocated = None;
+        if location.is_none() {
+            match replay_refused(&err, started.elapsed(), lock_lost, client.is_closed()) {
+                Some(why) => unlocated = Some(why),
+                None => {
+                    location = locate_by_replay(client, migration, code.as_deref());
+                    if location.is_none() {
+                        unlocated = Some(
+                            "PostgreSQL gave no position, and replaying the file statement by statement (in a transaction that was rolled back) did not fail the same way: the error depends on something else that ran at the same time".into(),
+                        );
+                    }
                 }
-            });
+            }
+        }
         return Err(Box::new(Failure {
             location,
+            unlocated,
             sqlstate: code,
             retries,
             connection_lost: client.is_closed(),
@@ -464,6 +570,9 @@ fn apply_statements(
 ) -> Result<Duration, Box<Failure>> {
     let started = Instant::now();
     let src = &migration.sql;
+    // The line of every statement that ran goes into the report: from an index made once,
+    // not a scan from the start of the file per statement (quadratic in the statements).
+    let lines = sql::Lines::new(src);
     let statements: Vec<_> = sql::split(src)
         .statements
         .into_iter()
@@ -477,9 +586,7 @@ fn apply_statements(
     refuse_invalid_indexes(client, &failure)?;
     let mut run = Vec::new();
     for statement in &statements {
-        let here = statement
-            .first_token_offset(src)
-            .map(|o| sql::line_col(src, o));
+        let here = statement.first_token_offset(src).map(|o| lines.line_col(o));
         if interrupted() {
             return Err(Box::new(Failure {
                 location: here,
@@ -646,22 +753,82 @@ fn position_in_file(
     };
     let position = (*position as usize).checked_sub(skip)?;
     let text = &src[base..];
-    if position == 0 || position > text.chars().count() {
-        return None; // in the tracking row, not in the file
+    let characters = text.chars().count();
+    if position == 0 || position > characters + 1 {
+        return None; // in the runner's own SQL (the tracking row), not in the file
+    }
+    if position == characters + 1 {
+        // "at end of input": where the text ends, on its last line that holds anything, as
+        // psql shows it, not on the empty line after a final newline.
+        return Some(sql::line_col(src, base + text.trim_end().len()));
     }
     let offset = base + sql::byte_offset_of_char_position(text, position);
     Some(sql::line_col(src, offset))
 }
 
-/// Errors worth a replay: not timeouts, cancellations, deadlocks or a lost connection,
-/// which a replay would only repeat or cannot reach.
-fn replayable(err: &postgres::Error) -> bool {
-    match err.code() {
-        Some(code) => !["55", "57", "40", "08", "53", "58", "XX"]
-            .iter()
-            .any(|class| code.code().starts_with(class)),
-        None => false,
+/// Whether the server gave a position for the error.
+fn has_position(err: &postgres::Error) -> bool {
+    err.as_db_error().and_then(|e| e.position()).is_some()
+}
+
+/// The server's own syntax error for the file alone (from byte `base` of `src`: the last
+/// part of a large file), sent on its own inside a transaction that is rolled back, and where
+/// in the file it is. PostgreSQL parses a whole simple-query message before it runs any of
+/// it, so text that does not parse runs nothing here. `None` unless that fails with a syntax
+/// error too.
+fn parse_alone(
+    client: &mut Client,
+    src: &str,
+    base: usize,
+) -> Option<(String, Option<(usize, usize)>)> {
+    client.batch_execute("BEGIN").ok()?;
+    let result = client.batch_execute(&src[base..]);
+    let _ = client.batch_execute(&format!("ROLLBACK;\n{FRESH_SESSION}"));
+    let err = result.err()?;
+    (sqlstate(&err).as_deref() == Some(SYNTAX_ERROR))
+        .then(|| (describe_pg(&err), position_in_file(&err, 0, src, base)))
+}
+
+/// Why the file is not replayed to find the failing statement, or `None` when it is. A
+/// replay runs the file again, statement by statement, in a transaction that is rolled back:
+/// safe for every error that the file's own statements and data cause (any SQLSTATE class,
+/// `currval` before `nextval` in class 55 included), but not when a replay would hurt others
+/// or cannot work.
+fn replay_refused(
+    err: &postgres::Error,
+    took: Duration,
+    lock_lost: bool,
+    connection_closed: bool,
+) -> Option<String> {
+    if connection_closed {
+        return Some(
+            "the connection is gone, so the file cannot be replayed to find the statement".into(),
+        );
     }
+    if lock_lost {
+        return Some("the migration lock was lost, so nothing more runs".into());
+    }
+    let Some(code) = err.code().map(|c| c.code()) else {
+        return Some("the error did not come from the server".into());
+    };
+    let why = match &code[..2] {
+        _ if code == LOCK_NOT_AVAILABLE => "a replay would queue for the same lock again and hold up other sessions while it waits (lock_not_available, 55P03)",
+        "57" => "the statement was cancelled or the server is going away (SQLSTATE class 57): a replay would run into the same timeout or cancel",
+        "40" => "a replay would take the same locks again and could make another session's transaction fail (deadlock or serialization failure, SQLSTATE class 40)",
+        "53" => "the server is short of resources (SQLSTATE class 53: disk, memory, connections), which a replay would use again",
+        "58" | "XX" => "a system or internal error of the server (SQLSTATE class 58 or XX), which a replay could make worse",
+        "08" => "the connection failed (SQLSTATE class 08)",
+        _ if took >= REPLAY_LIMIT => {
+            return Some(format!(
+                "PostgreSQL gave no position, and the failed attempt took {}: a replay to find the statement would take as long",
+                human_duration(took)
+            ))
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "PostgreSQL gave no position, and the file was not replayed to find the statement: {why}"
+    ))
 }
 
 /// Replays the file statement by statement inside a transaction that is always rolled back,
@@ -690,7 +857,8 @@ fn locate_by_replay(
             break;
         }
     }
-    let _ = client.batch_execute("ROLLBACK");
+    // What the replay did to the session goes too, as after the failed attempt.
+    let _ = client.batch_execute(&format!("ROLLBACK;\n{FRESH_SESSION}"));
     found
 }
 
@@ -741,6 +909,7 @@ mod tests {
         let f = Failure {
             file_name: "003_x.sql".into(),
             location: Some((4, 7)),
+            unlocated: None,
             sqlstate: Some("42P01".into()),
             error: "relation \"nope\" does not exist (SQLSTATE 42P01)".into(),
             transactional: true,
@@ -763,6 +932,7 @@ mod tests {
         let f = Failure {
             file_name: "004_y.sql".into(),
             location: Some((5, 1)),
+            unlocated: None,
             sqlstate: None,
             error: "boom".into(),
             transactional: false,

@@ -503,6 +503,11 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             State::Modified { .. } => report.modified.push(entry.version),
             State::Unverified => report.unverified.push(entry.version),
             State::Missing => report.unknown_applied.push(entry.version),
+            State::NotAVersion => report.reasons.push(format!(
+                "the tracking table has a row for {:?}, which is not a migration version (<digits>_<name>): no file can match it, so it was not written by migrate; remove it: {}",
+                entry.version,
+                crate::plan::remove_row(&entry.version)
+            )),
         }
     }
     if !report.table_missing {
@@ -516,19 +521,35 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             });
         }
     } else if !report.pending.is_empty() {
-        report
-            .reasons
-            .push(format!("{} migrations are pending", report.pending.len()));
+        report.reasons.push(match report.pending.len() {
+            1 => "1 migration is pending".to_string(),
+            n => format!("{n} migrations are pending"),
+        });
     }
     for v in &report.modified {
         report.reasons.push(format!(
             "{v} was applied with another checksum: the release's {v}.sql differs from what ran; migration files must never be edited"
         ));
     }
+    let two_column = observed.shape == Some(tracking::Shape::TwoColumn);
     for v in &report.unverified {
-        report.reasons.push(format!(
-            "{v} is recorded without a checksum (two-column tracking table): run infra/db/migrate.sh --env {env}, which upgrades the table"
-        ));
+        let checksum = expected
+            .migrations
+            .iter()
+            .find(|(version, _)| version == v)
+            .map_or("", |(_, c)| c.as_str());
+        report.reasons.push(if two_column {
+            format!(
+                "{v} is recorded without a checksum (the tracking table has the two-column form): run infra/db/migrate.sh --env {env}, which upgrades the table and records the checksum of the release's {v}.sql"
+            )
+        } else {
+            format!(
+                "{v} is recorded without a checksum (a row written by hand or by another tool): run infra/db/migrate.sh --env {env}, which records the checksum of the release's {v}.sql for it, or record it yourself: UPDATE {} SET checksum = {} WHERE version = {};",
+                tracking::TABLE,
+                crate::connect::literal(checksum),
+                crate::connect::literal(v)
+            )
+        });
     }
     if !report.unknown_applied.is_empty() {
         let what = format!(

@@ -43,6 +43,7 @@ pub mod check;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod file_checksum;
 pub mod grants;
 pub mod identity;
 pub mod lock;
@@ -61,5 +62,6 @@ pub mod snapshot;
 pub mod sql;
 pub mod tracking;
 pub mod transaction_context;
+pub mod wording;
 
 pub use error::{Error, ExitCode};

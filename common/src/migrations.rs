@@ -125,6 +125,76 @@ pub struct Discovered {
 /// assert_eq!(found.migrations[0].version, "001_init");
 /// ```
 pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
+    let (files, mut errors) = list(dir)?;
+    let mut found = Discovered::default();
+    for result in in_parallel(&files, parse_file) {
+        match result {
+            Ok((migration, warnings)) => {
+                found.migrations.push(migration);
+                found.warnings.extend(warnings);
+            }
+            Err(file_errors) => errors.extend(file_errors),
+        }
+    }
+    finish(found, errors)
+}
+
+/// The versions and checksums of every migration in `dir`, in execution order, under the
+/// same directory rules as [`discover`] (names, prefixes, regular files), for the read-only
+/// gate: it only compares checksums, so each file is hashed as it is read, through a fixed
+/// buffer, and never held whole. The gate's memory does not grow with the size of a file.
+/// The content is not lexed (a file that cannot run was refused by `migrate` and is pending).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("001_init.sql"), "\u{feff}SELECT 1;\r\n").unwrap();
+/// let sums = common::migrations::discover_checksums(dir.path()).unwrap();
+/// assert_eq!(sums, [("001_init".to_string(), common::migrations::checksum_of("SELECT 1;\n"))]);
+/// ```
+pub fn discover_checksums(dir: &Path) -> Result<Vec<(String, String)>, Vec<DirectoryError>> {
+    let (files, mut errors) = list(dir)?;
+    let mut sums = Vec::with_capacity(files.len());
+    let hash = |(name, path): &(String, PathBuf)| {
+        crate::file_checksum::of_file(path)
+            .map(|sum| (version_of(name).to_string(), sum))
+            .map_err(|e| {
+                vec![DirectoryError::new(
+                    name,
+                    Rule::FileUnreadable {
+                        reason: e.to_string(),
+                    },
+                )]
+            })
+    };
+    for result in in_parallel(&files, hash) {
+        match result {
+            Ok(sum) => sums.push(sum),
+            Err(file_errors) => errors.extend(file_errors),
+        }
+    }
+    finish(sums, errors)
+}
+
+/// The version of a well-named file: its name without `.sql`.
+fn version_of(name: &str) -> &str {
+    name.strip_suffix(".sql").unwrap_or(name)
+}
+
+/// Every violation in file order, or what was found when there is none.
+fn finish<T>(found: T, mut errors: Vec<DirectoryError>) -> Result<T, Vec<DirectoryError>> {
+    // In file order, whichever rule found them.
+    errors.sort_by(|a, b| a.file.cmp(&b.file));
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The well-named regular files of `dir` in name order, with the violations of the directory
+/// rules found on the way (prefixes included). Fails alone when `dir` cannot be read at all.
+#[allow(clippy::type_complexity)]
+fn list(dir: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<DirectoryError>), Vec<DirectoryError>> {
     let shown = dir.display().to_string();
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -142,7 +212,6 @@ pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
     let mut errors = Vec::new();
     let mut names = Vec::new();
     let mut files = Vec::new();
-    let mut found = Discovered::default();
     let walker = walkdir::WalkDir::new(dir)
         .min_depth(1)
         .max_depth(1)
@@ -193,51 +262,42 @@ pub fn discover(dir: &Path) -> Result<Discovered, Vec<DirectoryError>> {
         names.push(name.clone());
         files.push((name, entry.into_path()));
     }
-    for result in read_and_parse(&files) {
-        match result {
-            Ok((migration, warnings)) => {
-                found.migrations.push(migration);
-                found.warnings.extend(warnings);
-            }
-            Err(file_errors) => errors.extend(file_errors),
-        }
-    }
     errors.extend(check_prefixes(&names));
-    // In file order, whichever rule found them.
-    errors.sort_by(|a, b| a.file.cmp(&b.file));
-    if errors.is_empty() {
-        Ok(found)
-    } else {
-        Err(errors)
-    }
+    Ok((files, errors))
 }
 
 /// What reading and checking one file gives.
 type Parsed = Result<(Migration, Vec<Warning>), Vec<DirectoryError>>;
 
-/// Reads and checks `files` (well-named, in order), on two threads when there are many: the
+/// Reads and checks one well-named file.
+fn parse_file((name, path): &(String, PathBuf)) -> Parsed {
+    match read_file(path) {
+        Ok(bytes) => parse(name, path, bytes),
+        Err(e) => Err(vec![DirectoryError::new(
+            name,
+            Rule::FileUnreadable {
+                reason: e.to_string(),
+            },
+        )]),
+    }
+}
+
+/// Runs `one` over `files` (well-named, in order), on two threads when there are many: the
 /// gate does this on every deployment, mostly waiting on one system call after another, while
 /// its connection to the server is made on a third thread.
-fn read_and_parse(files: &[(String, PathBuf)]) -> Vec<Parsed> {
+fn in_parallel<T: Send>(
+    files: &[(String, PathBuf)],
+    one: impl Fn(&(String, PathBuf)) -> T + Sync,
+) -> Vec<T> {
     const PARALLEL_ABOVE: usize = 64;
-    let one = |(name, path): &(String, PathBuf)| -> Parsed {
-        match read_file(path) {
-            Ok(bytes) => parse(name, path, &bytes),
-            Err(e) => Err(vec![DirectoryError::new(
-                name,
-                Rule::FileUnreadable {
-                    reason: e.to_string(),
-                },
-            )]),
-        }
-    };
+    let one = &one;
     if files.len() <= PARALLEL_ABOVE {
         return files.iter().map(one).collect();
     }
     let (first, second) = files.split_at(files.len() / 2);
     std::thread::scope(|scope| {
         let other = scope.spawn(|| second.iter().map(one).collect::<Vec<_>>());
-        let mut results: Vec<Parsed> = first.iter().map(one).collect();
+        let mut results: Vec<T> = first.iter().map(one).collect();
         match other.join() {
             Ok(rest) => results.extend(rest),
             // A panic on the helper thread is a bug; read that half again here.
@@ -255,6 +315,18 @@ fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(4096);
     std::fs::File::open(path)?.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Whether `version` is a migration version: the name of a file that [`discover`] accepts,
+/// without `.sql` (`<digits>_<name>`, `<name>` in `[a-z0-9_]`).
+///
+/// ```
+/// use common::migrations::is_version;
+/// assert!(is_version("002_add_shadow_ledger"));
+/// assert!(!is_version("zz-not a version"));
+/// ```
+pub fn is_version(version: &str) -> bool {
+    check_name(&format!("{version}.sql")).is_ok()
 }
 
 /// Checks a file name against [`NAME_RULE`](crate::rules::NAME_RULE).
@@ -340,13 +412,40 @@ pub fn normalise(text: &str) -> String {
         .replace("\r\n", "\n")
 }
 
+/// [`normalise`] without a second copy of the text: the byte-order mark and the `\r` of
+/// each CRLF are removed in place.
+fn normalise_owned(mut text: String) -> String {
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    if !text.contains("\r\n") {
+        return text;
+    }
+    let mut bytes = text.into_bytes();
+    let mut kept = 0;
+    for read in 0..bytes.len() {
+        if bytes[read] == b'\r' && bytes.get(read + 1) == Some(&b'\n') {
+            continue;
+        }
+        bytes[kept] = bytes[read];
+        kept += 1;
+    }
+    bytes.truncate(kept);
+    // Only ASCII `\r` bytes were removed, so the text is still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Lowercase hex SHA-256 of the normalised content.
 pub fn checksum_of(normalised: &str) -> String {
+    hex(&Sha256::digest(normalised.as_bytes()))
+}
+
+/// Lowercase hex of a digest.
+pub(crate) fn hex(digest: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(normalised.as_bytes());
     // The gate hashes every file on every deployment: no formatting machinery per byte.
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
+    let mut hex = String::with_capacity(2 * digest.len());
+    for &byte in digest {
         hex.push(HEX[usize::from(byte >> 4)] as char);
         hex.push(HEX[usize::from(byte & 0xf)] as char);
     }
@@ -364,13 +463,15 @@ pub fn checksum_of_bytes(bytes: &[u8]) -> Option<String> {
 fn parse(
     name: &str,
     path: &Path,
-    bytes: &[u8],
+    bytes: Vec<u8>,
 ) -> Result<(Migration, Vec<Warning>), Vec<DirectoryError>> {
+    // Owned all the way: the file's bytes become the normalised text without a copy, so a
+    // big file is held once, not twice.
     let text = decode(name, bytes).map_err(|e| vec![e])?;
-    if let Some(error) = unsendable(name, text) {
+    if let Some(error) = unsendable(name, &text) {
         return Err(vec![error]);
     }
-    let sql = normalise(text);
+    let sql = normalise_owned(text);
     let first_line = sql.lines().next().unwrap_or("");
     let transactional = first_line != NO_TRANSACTION_MARKER;
     let lexed = sql::split(&sql);
@@ -394,20 +495,15 @@ fn parse(
 }
 
 /// The file's bytes as UTF-8, or the line and byte of the first invalid one.
-fn decode<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, DirectoryError> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
+fn decode(name: &str, bytes: Vec<u8>) -> Result<String, DirectoryError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..valid]
             .iter()
             .filter(|&&b| b == b'\n')
             .count()
             + 1;
-        DirectoryError::new(
-            name,
-            Rule::NotUtf8 {
-                line,
-                byte: e.valid_up_to(),
-            },
-        )
+        DirectoryError::new(name, Rule::NotUtf8 { line, byte: valid })
     })
 }
 
@@ -420,17 +516,46 @@ fn content_errors(
     transactional: bool,
 ) -> Vec<DirectoryError> {
     let mut errors = Vec::new();
-    for problem in &lexed.problems {
+    // Built on the first problem only: a clean file (the usual case) needs no line numbers,
+    // and a file with many needs one pass, not one per problem.
+    let lines = std::cell::OnceCell::new();
+    let line_col = |offset: usize| lines.get_or_init(|| sql::Lines::new(sql)).line_col(offset);
+    // `SET standard_conforming_strings = off` followed by a string that means something else
+    // under it (old pg_dump output writes 'it\'s'): the server parses a whole message with
+    // the settings it starts with, so that string cannot mean what the file says. The lexer
+    // reads it as the server will, so its problems after that point are consequences.
+    let nonstandard = lexed
+        .statements
+        .iter()
+        .find(|s| turns_off_standard_strings(s.text(sql)))
+        .and_then(|set| {
+            let string = sql::first_backslash_string(sql, set.end)?;
+            Some((set.first_token_offset(sql).unwrap_or(set.start), string))
+        });
+    if let Some((at, string)) = nonstandard {
         errors.push(DirectoryError::at(
             name,
-            sql::line_col(sql, problem.offset),
+            line_col(at),
+            Rule::NonstandardStrings {
+                string_line: line_col(string).0,
+            },
+        ));
+    }
+    for problem in lexed
+        .problems
+        .iter()
+        .filter(|p| nonstandard.is_none_or(|(at, _)| p.offset < at))
+    {
+        errors.push(DirectoryError::at(
+            name,
+            line_col(problem.offset),
             Rule::Unrunnable(problem.kind),
         ));
     }
     for control in lexed.transaction_control(sql) {
         errors.push(DirectoryError::at(
             name,
-            sql::line_col(sql, control.offset),
+            line_col(control.offset),
             Rule::TransactionControl {
                 keyword: control.keyword.clone(),
                 transactional,
@@ -447,11 +572,7 @@ fn content_errors(
         }
         if copies_with_client(statement.text(sql)) {
             let at = statement.first_token_offset(sql).unwrap_or(statement.start);
-            errors.push(DirectoryError::at(
-                name,
-                sql::line_col(sql, at),
-                Rule::CopyWithClient,
-            ));
+            errors.push(DirectoryError::at(name, line_col(at), Rule::CopyWithClient));
         }
     }
     errors
@@ -526,6 +647,45 @@ fn refused_in_transaction(
         Rule::RefusedInTransaction {
             command: command.to_string(),
         },
+    )
+}
+
+/// `SET [SESSION | LOCAL] standard_conforming_strings {= | TO} off` (or another spelling of
+/// false): backslashes in plain `'...'` strings become escapes for the statements after it.
+fn turns_off_standard_strings(statement: &str) -> bool {
+    const NAME: &str = "standard_conforming_strings";
+    let words = sql::words(statement);
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    let named = match words.as_slice() {
+        [set, scope, name, ..]
+            if is(set, "set") && (is(scope, "session") || is(scope, "local")) =>
+        {
+            is(name, NAME)
+        }
+        [set, name, ..] if is(set, "set") => is(name, NAME),
+        _ => false,
+    };
+    if !named {
+        return false;
+    }
+    let lower = statement.to_ascii_lowercase();
+    let Some(at) = lower.find(NAME) else {
+        return false;
+    };
+    let rest = lower[at + NAME.len()..].trim_start();
+    let rest = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix("to"))
+        .unwrap_or(rest);
+    let value = rest
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"');
+    // PostgreSQL's boolean spellings of false (parse_bool: any unique prefix).
+    matches!(
+        value,
+        "off" | "of" | "0" | "f" | "fa" | "fal" | "fals" | "false" | "n" | "no"
     )
 }
 
@@ -614,6 +774,25 @@ mod tests {
         let b = discover(crlf.path()).unwrap();
         assert_eq!(a.migrations[0].checksum, b.migrations[0].checksum);
         assert_eq!(a.migrations[0].sql, b.migrations[0].sql);
+    }
+
+    #[test]
+    fn normalising_in_place_equals_normalising_a_copy() {
+        for text in [
+            "",
+            "\u{feff}",
+            "\u{feff}a\r\nb\r\n",
+            "a\r\r\nb\r",
+            "\r\n\r\n",
+            "x\u{feff}é\r\n",
+            "\u{feff}\u{feff}\r",
+        ] {
+            assert_eq!(
+                normalise_owned(text.to_string()),
+                normalise(text),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
@@ -807,6 +986,40 @@ mod tests {
             "-- dreichor:no-transaction\nCREATE INDEX CONCURRENTLY t_a ON t (a);\nVACUUM t;\n",
         )]);
         assert!(discover(fine.path()).is_ok());
+    }
+
+    #[test]
+    fn refuses_turning_off_standard_strings_with_the_true_reason() {
+        let legacy = "-- legacy dump\nSET standard_conforming_strings = off;\nCREATE TABLE notes (body text);\nINSERT INTO notes VALUES ('it\\'s; done');\nINSERT INTO notes VALUES ('x'), ('it\\'s; done');\n";
+        let dir = dir_with(&[("001_legacy.sql", legacy)]);
+        let errors = errors_of(&dir);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].location, Some((2, 1)));
+        assert!(errors[0].to_string().contains("E'it\\'s'"), "{}", errors[0]);
+        assert!(errors[0].to_string().contains("on line 4"), "{}", errors[0]);
+        assert!(
+            !errors[0].to_string().contains("meta-command"),
+            "{}",
+            errors[0]
+        );
+        // Without such a string after it the SET is harmless: the runner resets the session
+        // after every file.
+        let harmless = "CREATE TABLE p (p text);\nINSERT INTO p VALUES (E'a\\nb', 'plain');\nSET standard_conforming_strings = off;\n";
+        assert!(discover(dir_with(&[("001_a.sql", harmless)]).path()).is_ok());
+        for spelling in [
+            "SET standard_conforming_strings TO 'off'",
+            "set session STANDARD_CONFORMING_STRINGS = false",
+            "SET LOCAL standard_conforming_strings=0",
+        ] {
+            assert!(turns_off_standard_strings(spelling), "{spelling}");
+        }
+        for other in [
+            "SET standard_conforming_strings = on",
+            "SET search_path = standard_conforming_strings_off",
+            "SELECT 'SET standard_conforming_strings = off'",
+        ] {
+            assert!(!turns_off_standard_strings(other), "{other}");
+        }
     }
 
     #[test]

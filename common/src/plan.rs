@@ -66,6 +66,10 @@ pub enum State {
         /// The latest applied version.
         latest_applied: String,
     },
+    /// A row whose version is not a migration version at all (`<digits>_<name>`, see
+    /// [`crate::migrations::is_version`]): written by hand or by another tool. No file can
+    /// ever match it, so it takes no part in ordering.
+    NotAVersion,
 }
 
 /// A version and its state.
@@ -87,7 +91,13 @@ pub fn reconcile<'a>(
         .iter()
         .map(|a| (a.version.as_str(), a.checksum.as_deref()))
         .collect();
-    let latest_applied = rows.keys().next_back().copied();
+    // Only real versions order the files: a stray row such as `zz-not a version` sorts after
+    // every version and would make every new file look out of order.
+    let latest_applied = rows
+        .keys()
+        .rev()
+        .find(|v| crate::migrations::is_version(v))
+        .copied();
 
     let mut versions: Vec<&str> = files.keys().chain(rows.keys()).copied().collect();
     versions.sort_unstable();
@@ -96,6 +106,7 @@ pub fn reconcile<'a>(
         .into_iter()
         .map(|version| {
             let state = match (rows.get(version), files.get(version)) {
+                (Some(_), None) if !crate::migrations::is_version(version) => State::NotAVersion,
                 (Some(Some(recorded)), Some(actual)) if recorded == actual => State::Applied,
                 (Some(Some(recorded)), Some(actual)) => State::Modified {
                     recorded: recorded.to_string(),
@@ -151,10 +162,16 @@ pub enum Drift {
         /// The latest applied version.
         latest_applied: String,
     },
-    /// An applied version without a recorded checksum (only possible before the tracking
-    /// table is upgraded).
+    /// An applied version without a recorded checksum: a two-column table not upgraded yet,
+    /// or a row written by hand. `migrate` records the file's checksum for it first (as the
+    /// upgrade does), so only the dry run and the gate meet it.
     Unverified {
         /// The version.
+        version: String,
+    },
+    /// A row whose version is not a migration version (`<digits>_<name>`).
+    NotAVersion {
+        /// The version as recorded.
         version: String,
     },
 }
@@ -178,7 +195,12 @@ impl fmt::Display for Drift {
             ),
             Drift::Unverified { version } => write!(
                 f,
-                "{version} is recorded without a checksum; run migrate, which upgrades the tracking table"
+                "{version} is recorded without a checksum; migrate records the checksum of the current {version}.sql for it before applying anything (as when it upgrades a two-column tracking table)"
+            ),
+            Drift::NotAVersion { version } => write!(
+                f,
+                "the tracking table has a row for {version:?}, which is not a migration version (<digits>_<name>, from a file <digits>_<name>.sql): no file can match it, so it was not written by migrate; remove it: {}",
+                remove_row(version)
             ),
         }
     }
@@ -215,6 +237,15 @@ pub fn summarize(drift: &[Drift]) -> Vec<String> {
     lines
 }
 
+/// The statement that removes the tracking row of `version`, for messages.
+pub fn remove_row(version: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE version = {};",
+        crate::tracking::TABLE,
+        crate::connect::literal(version)
+    )
+}
+
 /// The first 12 hex digits: enough to tell checksums apart in a message.
 pub fn short(checksum: &str) -> &str {
     // By characters: a hand-edited tracking row may hold anything, and a byte slice could
@@ -247,6 +278,9 @@ pub fn plan<'a>(applied: &[Applied], files: &'a [Migration]) -> Result<Plan<'a>,
                 actual,
             }),
             State::Unverified => drift.push(Drift::Unverified {
+                version: entry.version,
+            }),
+            State::NotAVersion => drift.push(Drift::NotAVersion {
                 version: entry.version,
             }),
             State::Missing => drift.push(Drift::AppliedButMissing {

@@ -105,6 +105,13 @@ pub enum Rule {
         /// The command, e.g. `CREATE INDEX CONCURRENTLY`.
         command: String,
     },
+    /// `SET standard_conforming_strings = off` before a string whose meaning it changes (old
+    /// pg_dump output): the server parses a whole message with the settings it starts with.
+    #[error("SET standard_conforming_strings = off (as in old pg_dump output) cannot be honoured for the string with a backslash on line {string_line}: the runner sends a file as one message, and PostgreSQL parses a whole message with the settings it starts with, so that string would be read with standard_conforming_strings on and not mean what it says (psql sends statement by statement, which is why the dump works there); remove the SET and write each string that holds a backslash escape as an escape string, E'it\\'s' (or double the quote: 'it''s')")]
+    NonstandardStrings {
+        /// The line of the first string whose meaning the setting changes.
+        string_line: usize,
+    },
     /// `COPY ... FROM STDIN / TO STDOUT`: needs a client such as psql.
     #[error("COPY ... FROM STDIN / TO STDOUT streams data to a client such as psql; a migration is plain SQL: use INSERT ... VALUES, or COPY from a file on the server")]
     CopyWithClient,
@@ -189,6 +196,7 @@ impl Rule {
             Rule::TooLong { .. } => "too-long",
             Rule::RefusedInTransaction { .. } => "refused-in-transaction",
             Rule::CopyWithClient => "copy-with-client",
+            Rule::NonstandardStrings { .. } => "nonstandard-strings",
             Rule::NotARevision { .. } => "not-a-revision",
             Rule::NotAGitWorkTree { .. } => "not-a-git-work-tree",
             Rule::NoSuchCommit { .. } => "no-such-commit",

@@ -30,6 +30,8 @@ impl fmt::Display for MigrationFailed {
         write!(f, "{}\n  ", self.failure)?;
         if self.applied_before.is_empty() {
             f.write_str("no file was applied by this run")?;
+        } else if self.applied_before.len() == 1 {
+            f.write_str("the 1 file applied before it stays applied")?;
         } else {
             write!(
                 f,
@@ -98,8 +100,13 @@ impl fmt::Display for Interrupted {
         }
         write!(
             f,
-            "\n  {} files applied by this run stay applied; run migrate again to continue",
-            self.applied.len()
+            "\n  {} applied by this run {}; run migrate again to continue",
+            crate::wording::counted(self.applied.len(), "file"),
+            if self.applied.len() == 1 {
+                "stays applied"
+            } else {
+                "stay applied"
+            }
         )
     }
 }
@@ -112,6 +119,7 @@ mod tests {
         Failure {
             file_name: "008_add_fills.sql".into(),
             location: Some((3, 1)),
+            unlocated: None,
             sqlstate: Some("42P01".into()),
             error: "relation \"public.no_such_table\" does not exist (SQLSTATE 42P01)".into(),
             transactional: true,
@@ -177,7 +185,7 @@ mod tests {
         };
         assert_eq!(
             between.to_string(),
-            "interrupted (Ctrl-C, SIGTERM or a lost terminal): stopped before the next file\n  1 files applied by this run stay applied; run migrate again to continue"
+            "interrupted (Ctrl-C, SIGTERM or a lost terminal): stopped before the next file\n  1 file applied by this run stays applied; run migrate again to continue"
         );
         let during = Interrupted {
             cancelled: Some(failure()),

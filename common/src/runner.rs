@@ -24,6 +24,7 @@ use crate::run_error::{Interrupted, LockNotAcquired, MigrationFailed};
 use crate::snapshot::store::{self as snapshots, Comparison};
 use crate::snapshot::Drift;
 use crate::tracking::{self, Shape};
+use crate::wording::counted;
 
 /// The application name the runner's sessions show in `pg_stat_activity`.
 pub const APPLICATION: &str = "dreichor-migrate";
@@ -101,6 +102,14 @@ impl Report for Summary {
             }
             return out;
         }
+        if self.applied.is_empty() {
+            // The one line of a run with nothing to do.
+            return format!(
+                "{}: nothing to apply, {} already applied",
+                self.database,
+                counted(self.already_applied, "migration")
+            );
+        }
         format!(
             "{}: applied {}, already applied {}",
             self.database,
@@ -162,8 +171,9 @@ pub fn migrate(
     let mut hold = take_lock(url, env, options, progress)?;
     let ensured = ensure_table(&mut client, url, files, progress)?;
     let (first_snapshot, drift_before) = snapshot_before(&mut client, url, progress)?;
-    let applied = tracking::read(&mut client, Shape::Current)
+    let mut applied = tracking::read(&mut client, Shape::Current)
         .map_err(|e| failed(url, "reading the tracking table", &e))?;
+    record_missing_checksums(&mut client, url, &mut applied, files, progress)?;
     let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
     let mut summary = Summary {
         database: env.database().to_string(),
@@ -173,9 +183,6 @@ pub fn migrate(
         drift_before,
         ..Summary::default()
     };
-    if plan.pending.is_empty() {
-        progress(&format!("{}: nothing to apply", env.database()));
-    }
     let mut run = Run {
         url,
         env,
@@ -262,9 +269,9 @@ fn ensure_table(
     }
     if let Some(versions) = &ensured.upgraded {
         progress(&format!(
-            "upgraded the two-column tracking table {}: added columns checksum, duration_ms, applied_by; recorded the current checksum for {} versions",
+            "upgraded the two-column tracking table {}: added columns checksum, duration_ms, applied_by; recorded the current checksum for {}",
             tracking::TABLE,
-            versions.len()
+            counted(versions.len(), "version")
         ));
     }
     // Created before the privileges on the tools' tables are put right, so that the
@@ -459,7 +466,7 @@ impl Run<'_> {
         let after_lost_connection = self
             .client
             .is_closed()
-            .then(|| after_lost_connection(self.url, self.env, &migration.version));
+            .then(|| after_lost_connection(self.url, self.env, migration));
         Error::Migration(Box::new(MigrationFailed {
             failure,
             applied_before: self.applied(),
@@ -475,6 +482,28 @@ impl Run<'_> {
             applied: self.applied(),
         }))
     }
+}
+
+/// Records the current file's checksum for applied rows that have none (written by hand or by
+/// another tool), and says so.
+fn record_missing_checksums(
+    client: &mut Client,
+    url: &DbUrl,
+    applied: &mut [plan::Applied],
+    files: &[Migration],
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let recorded = tracking::record_missing_checksums(client, applied, files)
+        .map_err(|e| failed(url, "recording missing checksums in the tracking table", &e))?;
+    if !recorded.is_empty() {
+        progress(&format!(
+            "recorded the checksum of the current file for {} that had none in {} (rows written by hand or by another tool; trusted, as when upgrading a two-column table): {}",
+            counted(recorded.len(), "version"),
+            tracking::TABLE,
+            recorded.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// A no-transaction file whose every statement ran, but whose session ended before its row
@@ -518,7 +547,12 @@ fn recover_unrecorded(
 /// The connection died while a file was running: the server may have committed the file
 /// (and its row) just before, with the reply lost. Ask a new session which it was rather
 /// than guess.
-fn after_lost_connection(url: &DbUrl, env: Env, version: &str) -> String {
+///
+/// Only a transactional file is all or nothing: of a no-transaction file, the statements the
+/// failure lists as run stay applied whatever the tracking table says, so for it an
+/// unrecorded version never means that nothing was committed.
+fn after_lost_connection(url: &DbUrl, env: Env, migration: &Migration) -> String {
+    let version = migration.version.as_str();
     let recorded = connect::open(url, env, APPLICATION, Duration::from_secs(5))
         .and_then(|mut client| {
             tracking::read(&mut client, Shape::Current)
@@ -526,11 +560,17 @@ fn after_lost_connection(url: &DbUrl, env: Env, version: &str) -> String {
         })
         .map(|applied| applied.iter().any(|a| a.version == version));
     match recorded {
-        Ok(true) => format!(
+        Ok(true) if migration.transactional => format!(
             "the connection to the server was lost, but a new session finds {version} recorded: the file was committed with its row just before"
         ),
-        Ok(false) => format!(
+        Ok(true) => format!(
+            "the connection to the server was lost, but a new session finds {version} recorded: every statement had run and the row was written just before"
+        ),
+        Ok(false) if migration.transactional => format!(
             "the connection to the server was lost during the file; a new session finds {version} not recorded, so nothing of it was committed"
+        ),
+        Ok(false) => format!(
+            "the connection to the server was lost during the file; a new session finds {version} not recorded: the statements listed above as run stay applied, the others did not run (the one in flight was rolled back)"
         ),
         Err(_) => format!(
             "the connection to the server was lost during the file and the server cannot be asked now: {version} is recorded if and only if it was applied; run `migrate status` when the server is back"
@@ -547,12 +587,11 @@ fn dry_run(
     files: &[Migration],
 ) -> Result<Summary, Error> {
     let (shape, mut applied) = read_only(client, url)?;
-    if shape == Shape::TwoColumn {
-        // migrate would record the current checksums first; plan as it would.
-        for row in &mut applied {
-            if let Some(file) = files.iter().find(|f| f.version == row.version) {
-                row.checksum = Some(file.checksum.clone());
-            }
+    // migrate would record the current checksums first (upgrading a two-column table, or for
+    // rows written without one); plan as it would.
+    for row in applied.iter_mut().filter(|row| row.checksum.is_none()) {
+        if let Some(file) = files.iter().find(|f| f.version == row.version) {
+            row.checksum = Some(file.checksum.clone());
         }
     }
     let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
@@ -606,6 +645,7 @@ fn state_name(state: &State) -> &'static str {
         State::Modified { .. } => "modified",
         State::Unverified => "unverified",
         State::Missing => "missing file",
+        State::NotAVersion => "not a version",
         State::OutOfOrder { .. } => "out of order",
     }
 }
@@ -647,7 +687,7 @@ impl Report for Status {
                 entry.version
             ));
             match &entry.state {
-                State::Applied | State::Missing | State::Unverified => {
+                State::Applied | State::Missing | State::Unverified | State::NotAVersion => {
                     if let Some(at) = applied_at {
                         out.push_str(&format!("  (applied {at})"));
                     }

@@ -199,6 +199,40 @@ pub fn ensure(client: &mut Client, files: &[Migration]) -> Result<Ensured, postg
     }
 }
 
+/// Records the current file's checksum for every applied row that has none and a file:
+/// rows written by hand or by another tool into a table that has the checksum column (a
+/// two-column table gets the same in [`ensure`]). Like that upgrade, it trusts that the
+/// files were not edited since. Updates `applied` to match and returns the versions; runs
+/// nothing when there are none. The caller holds the migration lock.
+pub fn record_missing_checksums(
+    client: &mut Client,
+    applied: &mut [Applied],
+    files: &[Migration],
+) -> Result<Vec<String>, postgres::Error> {
+    let mut sql = format!("BEGIN;\n{PIN_SEARCH_PATH};\n");
+    let mut recorded = Vec::new();
+    for row in applied.iter_mut().filter(|row| row.checksum.is_none()) {
+        if let Some(file) = files.iter().find(|f| f.version == row.version) {
+            sql.push_str(&format!(
+                "UPDATE public.dreichor_schema_migrations SET checksum = {} WHERE version = {} AND checksum IS NULL;\n",
+                literal(&file.checksum),
+                literal(&file.version)
+            ));
+            row.checksum = Some(file.checksum.clone());
+            recorded.push(file.version.clone());
+        }
+    }
+    if recorded.is_empty() {
+        return Ok(recorded);
+    }
+    sql.push_str("COMMIT;");
+    if let Err(e) = client.batch_execute(&sql) {
+        let _ = client.batch_execute("ROLLBACK");
+        return Err(e);
+    }
+    Ok(recorded)
+}
+
 /// The INSERT that records `migration`, run in the same transaction as the file: `applied_at`
 /// is the transaction's start and `duration_ms` the time the file took inside it. The caller
 /// pins `search_path` before it (for the rest of the transaction only), so that a migration's

@@ -1,6 +1,6 @@
 //! `hard-reset`: the only allowed way to destroy an environment's data, by hand.
 //!
-//! Parses flags, asks the operator (with `dialoguer`), and maps the outcome to an exit code.
+//! Parses flags, asks the operator (`terminal`), and maps the outcome to an exit code.
 //! The rules, the steps, all SQL and the handling of Ctrl-C during the destructive steps live
 //! in [`reset`]. A SIGINT, SIGTERM or SIGHUP during steps 4 to 6 is held until the
 //! database is recreated and migrated: the reset then comes back as a summary that says it was
@@ -11,12 +11,14 @@ pub mod reset;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::reset::{Backup, Operator, Request, ResetError};
+use crate::reset::{Backup, Request, ResetError};
 use clap::{Args, Parser};
 use cli::{Output, TargetArgs};
 use common::config::{DbUrl, ADMIN_DATABASE, ADMIN_DATABASE_URL};
 use common::migrations::discover;
+mod terminal;
 use common::Error;
+use terminal::Terminal;
 
 const EXIT_CODES: &str = "\
 Steps: 1 stop the runtime (sh -c CMD), 2 ask before terminating sessions still connected,
@@ -69,32 +71,6 @@ struct BackupArgs {
     no_backup: bool,
 }
 
-/// The operator at the terminal: lines on stderr, answers through `dialoguer`.
-struct Terminal;
-
-impl Operator for Terminal {
-    fn say(&mut self, line: &str) {
-        // Never panic on a closed terminal (a dropped SSH session mid-reset): the steps must
-        // go on whether or not anyone reads them.
-        let _ = writeln!(std::io::stderr(), "{line}");
-    }
-
-    fn ask(&mut self, prompt: &str) -> Option<String> {
-        // The prompt goes where the operator looks: stderr, unless only stdout is a terminal.
-        let term = if std::io::stderr().is_terminal() {
-            dialoguer::console::Term::stderr()
-        } else {
-            dialoguer::console::Term::stdout()
-        };
-        // An error (end of input, the terminal went away) is no answer, which aborts.
-        dialoguer::Input::<String>::new()
-            .with_prompt(prompt)
-            .allow_empty(true)
-            .interact_text_on(&term)
-            .ok()
-    }
-}
-
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse_args(None);
@@ -116,7 +92,7 @@ fn run(cli: &Cli) -> Result<reset::Summary, ResetError> {
     let dir = cli.target.dir.dir.clone();
     let found = discover(&dir).map_err(Error::Directory)?;
     for warning in &found.warnings {
-        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+        let _ = writeln!(std::io::stderr(), "hard-reset: warning: {warning}");
     }
     let backup = match (&cli.backup.backup, cli.backup.no_backup) {
         (Some(file), _) => Backup::To(file.clone()),

@@ -18,6 +18,7 @@ use cli::{DirArgs, Output, TargetArgs};
 use common::apply::Settings;
 use common::migrations::{discover, Migration};
 use common::runner::{self, Options};
+use common::wording::counted;
 use common::Error;
 use manifest::Manifest;
 
@@ -173,13 +174,20 @@ fn apply(args: &ApplyArgs, out: &Output) -> Result<safety::report::Run, Error> {
         },
         ..Options::default()
     };
-    out.progress(&format!(
-        "migrate: {} ({} migrations in {})",
+    // Shown before the first line of progress: a run with nothing to do prints one line,
+    // its summary.
+    let mut intro = Some(format!(
+        "migrate: {} ({} in {})",
         url.redacted(),
-        files.len(),
+        counted(files.len(), "migration"),
         args.target.dir.dir.display()
     ));
-    let summary = runner::migrate(&url, env, &files, &options, &mut |line| out.progress(line))?;
+    let summary = runner::migrate(&url, env, &files, &options, &mut |line| {
+        if let Some(intro) = intro.take() {
+            out.progress(&intro);
+        }
+        out.progress(line)
+    })?;
     Ok(safety::report::Run::new(summary, &files))
 }
 
@@ -193,7 +201,7 @@ fn status(args: &StatusArgs, out: &Output) -> Result<runner::Status, Error> {
 fn read_dir(dir: &Path, out: &Output) -> Result<Vec<Migration>, Error> {
     let found = discover(dir).map_err(Error::Directory)?;
     for warning in &found.warnings {
-        out.progress(&format!("warning: {warning}"));
+        out.progress(&format!("migrate: warning: {warning}"));
     }
     Ok(found.migrations)
 }

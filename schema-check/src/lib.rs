@@ -10,7 +10,7 @@ use clap::Parser;
 use cli::{Output, TargetArgs};
 use common::check::{CheckOptions, CheckReport, Expected};
 use common::manifest::Document;
-use common::migrations::discover;
+use common::migrations::discover_checksums;
 use common::Error;
 
 const EXIT_CODES: &str = "\
@@ -66,7 +66,7 @@ fn run(cli: &Cli) -> Result<CheckReport, Error> {
     let (env, url) = cli.target.resolve()?;
     if !(cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout <= 3600.0) {
         return Err(Error::Refused(format!(
-            "--timeout {} is out of range: give seconds between 0 and 3600",
+            "--timeout {} is out of range: give a number of seconds greater than 0 and at most 3600 (the default is 5)",
             cli.timeout
         )));
     }
@@ -78,11 +78,10 @@ fn run(cli: &Cli) -> Result<CheckReport, Error> {
     let in_flight = common::check::start(&url, env, &options)?;
     let expected = match &cli.manifest {
         Some(path) => Expected::from_document(Document::read(path)?),
-        None => Expected::from_migrations(
-            &discover(&cli.target.dir.dir)
-                .map_err(Error::Directory)?
-                .migrations,
-        ),
+        // Only checksums: hashed while read, never a whole file in memory.
+        None => Expected {
+            migrations: discover_checksums(&cli.target.dir.dir).map_err(Error::Directory)?,
+        },
     };
     in_flight.finish(&expected)
 }

@@ -51,6 +51,19 @@ pub enum ConfigError {
         expected: String,
     },
 
+    /// The value has no URL structure at all: neither `scheme://` nor `@`. Nothing in it can
+    /// be told apart from a password (a password pasted on its own, a stray word), so none of
+    /// it is shown, not even redacted.
+    #[error("{var} is not a URL: it has neither scheme:// nor '@' (its {length} characters are not shown: nothing in them can be told apart from a password); set it to postgres://USER:PASSWORD@localhost:5432/{expected}")]
+    NotAUrl {
+        /// The variable's name.
+        var: &'static str,
+        /// The length of the value in characters.
+        length: usize,
+        /// The database the URL must name.
+        expected: String,
+    },
+
     /// The URL contains whitespace or a control character.
     #[error("{var} contains whitespace or a control character (got {url}); remove it (a trailing newline or quote from an env file is the usual cause) and percent-encode a space in the password as %20")]
     Whitespace {

@@ -114,6 +114,13 @@ impl Parser<'_> {
                 expected: expected.to_owned(),
             });
         }
+        if !super::redact::has_structure(raw) {
+            return Err(ConfigError::NotAUrl {
+                var: self.var,
+                length: raw.chars().count(),
+                expected: expected.to_owned(),
+            });
+        }
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(refuse!(self, Whitespace));
         }
@@ -265,6 +272,25 @@ mod tests {
     use super::*;
     use crate::config::fixtures::{refusals, url, PW, PW_MARK};
     use crate::config::{Env, ADMIN_DATABASE_URL};
+
+    // Rule 1: something that looks like a URL at all.
+    refusals! {
+        refuses_a_bare_password_without_showing_it: PW
+            => ConfigError::NotAUrl { .. }, "is not a URL";
+        refuses_words_without_showing_them: format!("not a url {PW}")
+            => ConfigError::NotAUrl { .. }, "are not shown";
+    }
+
+    #[test]
+    fn a_value_without_structure_is_described_by_its_length_only() {
+        let err = DbUrl::for_env("not a url s3cret", Env::Dev).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DATABASE_URL is not a URL: it has neither scheme:// nor '@' (its 16 characters are \
+             not shown: nothing in them can be told apart from a password); set it to \
+             postgres://USER:PASSWORD@localhost:5432/dreichor_dev"
+        );
+    }
 
     // Rule 2: the scheme.
     refusals! {

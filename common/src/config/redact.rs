@@ -19,14 +19,19 @@ use percent_encoding::percent_decode_str;
 /// beginning, which hides more. Without an `@`, a `:` in the host part followed by anything
 /// but a port number is hidden too (`postgres://user:password` without a host). Characters
 /// outside printable ASCII are escaped, so a value cannot write control sequences to the
-/// operator's terminal.
+/// operator's terminal. A string with neither `scheme://` nor `@` has nothing that can be
+/// told apart from a password: only its length is shown.
 ///
 /// ```
 /// use common::config::redact;
 /// assert_eq!(redact("postgres://u:p@ss@localhost/db"), "postgres://u:***@localhost/db");
 /// assert_eq!(redact("postgres://u@localhost:5432/db"), "postgres://u@localhost:5432/db");
+/// assert_eq!(redact("not a url s3cret"), "16 characters, not shown");
 /// ```
 pub fn redact(raw: &str) -> String {
+    if !raw.is_empty() && !has_structure(raw) {
+        return format!("{} characters, not shown", raw.chars().count());
+    }
     let start = after_scheme(raw);
     let hidden = match raw.rfind('@') {
         Some(last_at) if last_at >= start => match raw[start..last_at].find(':') {
@@ -36,6 +41,13 @@ pub fn redact(raw: &str) -> String {
         _ => redact_without_at(raw, start),
     };
     escape(&hide_password_parameters(&hidden))
+}
+
+/// Whether anything in `raw` can be told apart from a password: a `scheme://` or an `@`.
+/// Without either (a password pasted alone, `not a url s3cret`) every character may be
+/// secret, and [`redact`] shows only the length.
+pub(super) fn has_structure(raw: &str) -> bool {
+    after_scheme(raw) > 0 || raw.contains('@')
 }
 
 /// Hides the value of every parameter whose name ends in `password` (`?password=`,
@@ -198,7 +210,11 @@ mod tests {
             redact(&format!("postgres://u:{PW}/db")),
             "postgres://u:***/db"
         );
-        assert_eq!(redact(&format!("u:{PW}")), "u:***");
+        // Without `://` or `@` nothing tells the user from the password: length only.
+        assert_eq!(
+            redact(&format!("u:{PW}")),
+            format!("{} characters, not shown", PW.chars().count() + 2)
+        );
         assert_eq!(
             redact("postgres://localhost:5432/db"),
             "postgres://localhost:5432/db"
@@ -226,25 +242,40 @@ mod tests {
                 "postgres://u@localhost/db?p%61ssword=***",
             ),
             (
-                format!("host=localhost password = '{PW} x' dbname=db"),
-                "host=localhost password = ***",
-            ),
-            (
                 format!("host=localhost password={PW}@x dbname=db"),
                 "host=localhost password=*** dbname=db",
             ),
-            (format!("PGPASSWORD={PW} psql"), "PGPASSWORD=*** psql"),
-            ("password=".to_owned(), "password="),
+            (
+                format!("host=x@localhost PGPASSWORD={PW} psql"),
+                "host=x@localhost PGPASSWORD=*** psql",
+            ),
+            ("x@h?password=".to_owned(), "x@h?password="),
         ] {
             assert_eq!(redact(&raw), redacted);
         }
     }
 
     #[test]
+    fn redact_shows_only_the_length_of_a_value_without_structure() {
+        for raw in [
+            PW.to_string(),
+            format!("not a url {PW}"),
+            format!("host=localhost password = '{PW} x' dbname=db"),
+            format!("PGPASSWORD={PW} psql"),
+        ] {
+            let redacted = redact(&raw);
+            assert_eq!(
+                redacted,
+                format!("{} characters, not shown", raw.chars().count())
+            );
+        }
+    }
+
+    #[test]
     fn redact_escapes_control_characters() {
         assert_eq!(redact("postgres://localhost\n"), "postgres://localhost\\n");
-        assert_eq!(redact("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
-        assert_eq!(redact("\u{202e}x"), "\\u{202e}x");
+        assert_eq!(redact("a@\u{1b}[2Jb"), "a@\\u{1b}[2Jb");
+        assert_eq!(redact("\u{202e}x@"), "\\u{202e}x@");
         assert_eq!(redact(""), "");
     }
 }

@@ -82,7 +82,7 @@ pub(super) fn ask(request: &Request, operator: &mut dyn Operator) -> Result<(), 
     let db = request.database();
     let typed = operator
         .ask(&format!("Type the database name ({db}) to confirm"))
-        .ok_or_else(|| aborted("no answer (end of input)"))?;
+        .ok_or_else(|| aborted(NO_ANSWER))?;
     if typed != db {
         return Err(aborted(&format!(
             "the answer {typed:?} is not the database name {db:?}"
@@ -91,7 +91,7 @@ pub(super) fn ask(request: &Request, operator: &mut dyn Operator) -> Result<(), 
     if request.env == Env::Prod {
         let typed = operator
             .ask(&format!("Type '{PROD_PHRASE}' to confirm"))
-            .ok_or_else(|| aborted("no answer (end of input)"))?;
+            .ok_or_else(|| aborted(NO_ANSWER))?;
         if typed != PROD_PHRASE {
             return Err(aborted(&format!(
                 "the answer {typed:?} is not the phrase {PROD_PHRASE:?}"
@@ -100,6 +100,9 @@ pub(super) fn ask(request: &Request, operator: &mut dyn Operator) -> Result<(), 
     }
     Ok(())
 }
+
+/// Why there is no answer: the operator pressed Ctrl-C or Ctrl-D, or the terminal went away.
+pub(super) const NO_ANSWER: &str = "no answer (Ctrl-C, Ctrl-D or end of input)";
 
 /// An answer that is not the expected one: exit 1, nothing changed.
 fn aborted(why: &str) -> Error {

@@ -11,6 +11,7 @@ use std::fmt;
 
 use postgres::Client;
 
+use crate::reset::prepared;
 use crate::reset::sessions::{self, Session};
 use crate::reset::{Request, APPLICATION, CONNECT_TIMEOUT};
 use common::connect;
@@ -153,6 +154,16 @@ pub struct AppliedMigrations {
 /// when this returns.
 pub(super) fn read(request: &Request, admin: &mut Client) -> Result<Inventory, Error> {
     let db = request.database();
+    // First: their locks would stall the listing below, and the drop could never run.
+    let prepared = prepared::list(admin, db)
+        .map_err(|e| connect::failed(&request.admin, "listing the prepared transactions", &e))?;
+    if !prepared.is_empty() {
+        return Err(Error::Failed(prepared::explain(
+            db,
+            &prepared,
+            "nothing was changed (the stop command did not run, nothing was dropped)",
+        )));
+    }
     let mut env = connect::open(&request.url, request.env, APPLICATION, CONNECT_TIMEOUT)?;
     common::role::require_schema_owner(&mut env, &request.url, request.env, "hard-reset")?;
     let failed = |what: &str, e: &postgres::Error| connect::failed(&request.url, what, e);

@@ -14,7 +14,8 @@
 //!
 //! One file per concern: `request` (the refusals and checks above, the [`Operator`]),
 //! `admin` (the admin connection, what it must be allowed and how long it may wait),
-//! `inventory` (what will be destroyed), `sessions` (the sessions still connected, step 2, and
+//! `inventory` (what will be destroyed), `prepared` (prepared transactions, which no session
+//! owns and which keep the database from being dropped), `sessions` (the sessions still connected, step 2, and
 //! those holding a lock on the database), `confirm` (what is shown and asked before step 1),
 //! `command` (step 1's stop command, and the environment of every child), `backup` (step 3),
 //! `properties` (what the drop loses, recorded and checked), `inside` (schema `public`'s
@@ -73,6 +74,7 @@ mod fixtures;
 mod inside;
 mod interrupt;
 mod inventory;
+mod prepared;
 mod properties;
 mod recreate;
 mod request;
@@ -91,6 +93,7 @@ pub use failure::{State, StepFailed};
 pub use inside::{DefaultPrivileges, Inside, SchemaPrivileges};
 pub use interrupt::Interruption;
 pub use inventory::{AppliedMigrations, Inventory, Rows, Table};
+pub use prepared::Prepared;
 pub use properties::{Grant, Recorded, Setting};
 pub use recreate::{quote_ident, setting_statement, split_guc_list};
 pub use request::{refuse_unless_manual, Backup, Operator, Request};

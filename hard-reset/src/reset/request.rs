@@ -180,7 +180,7 @@ fn check_backup_file(file: &Path) -> Result<(), Error> {
 pub trait Operator {
     /// A line for the operator (stderr).
     fn say(&mut self, line: &str);
-    /// Asks and returns the answer as typed, or `None` when there is none (end of input, the
+    /// Asks and returns the answer as typed, or `None` when there is none (Ctrl-C, Ctrl-D, the
     /// terminal went away): the caller treats that as "no".
     fn ask(&mut self, prompt: &str) -> Option<String>;
 }

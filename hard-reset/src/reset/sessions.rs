@@ -217,7 +217,7 @@ fn ask_to_terminate(
         return Ok(());
     }
     let why = match answer {
-        None => "no answer (end of input)".to_string(),
+        None => super::confirm::NO_ANSWER.to_string(),
         Some(a) => format!("the answer was {a:?}, not {TERMINATE_ANSWER:?}"),
     };
     Err(format!("aborted: the sessions were not terminated ({why})"))

@@ -21,6 +21,7 @@ use crate::reset::command::run_stop_command;
 use crate::reset::failure::{step_failed, State};
 use crate::reset::inside;
 use crate::reset::interrupt::{Hold, Interruption};
+use crate::reset::prepared;
 use crate::reset::properties::{check_recreated, record};
 use crate::reset::{
     quote_ident, sessions, Backup, Operator, Recorded, Request, ResetError, Summary, STEPS,
@@ -203,10 +204,16 @@ impl<'a> Steps<'a> {
         self.hold = Some(hold);
         if let Err(e) = admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(db))) {
             let mut what = format!("DROP DATABASE: {}", describe_pg(&e));
-            if e.code() == Some(&SqlState::OBJECT_IN_USE) {
+            let prepared = prepared::list(admin, db).unwrap_or_default();
+            if !prepared.is_empty() {
+                // Prepared after the inventory looked: no session to blame.
+                what.push_str(&format!(
+                    "\n  {}",
+                    prepared::explain(db, &prepared, "nothing was dropped")
+                ));
+            } else if e.code() == Some(&SqlState::OBJECT_IN_USE) {
                 what.push_str("\n  a session connected after step 2 (is the runtime restarting itself, or another client reconnecting?): make sure it stays stopped");
-            }
-            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            } else if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
                 what.push_str(&lock_hint(admin, db));
             }
             return Err(self.fail(4, &what, &State::Untouched));

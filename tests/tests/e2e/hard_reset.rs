@@ -237,6 +237,36 @@ fn hard_reset_aborts_when_the_database_name_is_mistyped() {
 }
 
 #[test]
+fn ctrl_c_or_ctrl_d_at_a_prompt_aborts_with_nothing_changed() {
+    let f = fixture();
+    let marker = f.dir().join("stopped");
+    let stop = format!("touch {}", marker.display());
+    for (key, env, answers) in [
+        ('c', "dev", &[][..]),
+        ('d', "dev", &[][..]),
+        ('c', "prod", &["dreichor_prod"][..]),
+        ('d', "prod", &["dreichor_prod"][..]),
+    ] {
+        let mut pty = f.spawn(env, &["--stop-command", &stop, "--no-backup"], &[]);
+        pty.expect(&format!(
+            "Type the database name (dreichor_{env}) to confirm"
+        ));
+        for answer in answers {
+            pty.answer(answer);
+            pty.expect("Type 'destroy production data' to confirm");
+        }
+        pty.press_ctrl(key);
+        let out = pty.finish();
+        out.assert_code(1)
+            .assert_contains("aborted: no answer (Ctrl-C, Ctrl-D or end of input)")
+            .assert_contains("nothing was changed")
+            .assert_lacks("step 1/7");
+        assert!(!marker.exists(), "Ctrl-{key}: the stop command ran");
+        assert!(f.sentinel_present(env));
+    }
+}
+
+#[test]
 fn hard_reset_of_prod_aborts_on_a_wrong_phrase() {
     let f = fixture();
     let mut pty = f.spawn("prod", &["--stop-command", "true", "--no-backup"], &[]);
@@ -610,6 +640,38 @@ fn ctrl_c_during_the_backup_leaves_no_file_under_the_backup_name() {
         .assert_lacks("Type the database name");
     assert!(partial.exists() && !backup.exists());
     assert!(f.sentinel_present("prod"));
+}
+
+#[test]
+fn a_prepared_transaction_is_named_before_the_prompt_with_what_to_run() {
+    let f = fixture();
+    let oid_before = f.oid("dev");
+    // A strong lock stalled listing the tables; a weak one let the drop fail with advice
+    // about sessions, of which there were none.
+    for (gid, lock) in [("app's 1", "ACCESS EXCLUSIVE"), ("app-2", "ACCESS SHARE")] {
+        f.cluster.sql(
+            "dreichor_dev",
+            &format!(
+                "BEGIN; LOCK TABLE public.sentinel IN {lock} MODE; PREPARE TRANSACTION '{}'",
+                gid.replace('\'', "''")
+            ),
+        );
+        let quoted = format!("'{}'", gid.replace('\'', "''"));
+        let out = f.spawn("dev", &["--stop-command", "true"], &[]).finish();
+        out.assert_code(1)
+            .assert_contains("dreichor_dev has 1 prepared transaction (pg_prepared_xacts)")
+            .assert_contains(&format!("gid {quoted}, prepared by postgres at"))
+            .assert_contains("nothing was changed")
+            .assert_contains(&format!("ROLLBACK PREPARED {quoted};"))
+            .assert_contains(&format!("COMMIT PREPARED {quoted};"))
+            .assert_lacks("lock timeout")
+            .assert_lacks("Type the database name");
+        // What it says to run works.
+        f.cluster
+            .sql("dreichor_dev", &format!("ROLLBACK PREPARED {quoted}"));
+    }
+    assert_eq!(f.oid("dev"), oid_before);
+    assert!(f.sentinel_present("dev"));
 }
 
 #[test]

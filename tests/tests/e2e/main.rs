@@ -15,6 +15,7 @@ mod hard_reset_signal;
 mod harness;
 mod isolation;
 mod least_privilege;
+mod messages;
 mod migrate;
 mod provision;
 mod safety_lint;

@@ -67,7 +67,9 @@ fn applies_in_order_records_checksums_and_a_rerun_is_a_no_op() {
     let again = f.migrate(&[]);
     again.assert_code(0);
     assert!(
-        again.stdout.contains("applied 0, already applied 2"),
+        again
+            .stdout
+            .contains("dreichor_dev: nothing to apply, 2 migrations already applied"),
         "{}",
         lines_of(&again)
     );
@@ -181,6 +183,9 @@ fn six_concurrent_runners_apply_every_file_exactly_once() {
         .iter()
         .map(|o| {
             let doc = o.stdout.clone();
+            if doc.contains(": nothing to apply, ") {
+                return 0;
+            }
             let n = doc
                 .split("applied ")
                 .nth(1)
@@ -758,7 +763,7 @@ fn ctrl_c_cancels_the_running_file_rolls_it_back_and_releases_the_lock() {
     out.assert_code(1);
     out.assert_stderr("interrupted (Ctrl-C, SIGTERM or a lost terminal)");
     out.assert_stderr("57014");
-    out.assert_stderr("1 files applied by this run stay applied");
+    out.assert_stderr("1 file applied by this run stays applied");
     // Nothing of the cancelled file, nothing after it, and no backend left holding the lock.
     assert_eq!(f.versions(), ["001_a"]);
     assert!(!f.table_exists("slow") && !f.table_exists("c"));

@@ -1103,3 +1103,48 @@ fn a_decoy_operator_ahead_of_pg_catalog_does_not_hide_connect_on_the_other_envir
 
     db.check(&[]).assert_code(2);
 }
+
+#[test]
+fn a_big_file_costs_the_gate_constant_memory_and_migrate_less_than_twice_its_size() {
+    let f = Project::start();
+    // 32 MiB of 1 KiB INSERTs, with a byte-order mark and CRLF line endings: the checksum
+    // the gate streams must be the one migrate recorded from the normalised text.
+    let line = format!(
+        "-- a row\r\nINSERT INTO public.big VALUES ('{}');\r\n",
+        "x".repeat(1000)
+    );
+    let mut big = String::with_capacity(33 << 20);
+    big.push('\u{feff}');
+    big.push_str("CREATE TABLE public.big (v text);\r\n");
+    while big.len() < 32 << 20 {
+        big.push_str(&line);
+    }
+    f.write("001_big.sql", &big);
+    let size_kib = big.len() as u64 / 1024;
+    drop(big);
+
+    let migrated = f
+        .tool(Tool::Migrate, &[])
+        .measured()
+        .timeout(Duration::from_secs(120))
+        .run();
+    migrated.assert_code(0);
+    let migrate_kib = migrated.peak_rss_kib();
+    assert!(
+        migrate_kib < 2 * size_kib,
+        "migrate peaked at {migrate_kib} KiB on a {size_kib} KiB file; it must stay under twice the largest file"
+    );
+
+    let checked = f
+        .tool(Tool::SchemaCheck, &["--format", "json"])
+        .measured()
+        .run();
+    checked.assert_code(0);
+    assert_eq!(checked.json()["compatible"], true);
+    let kib = checked.peak_rss_kib();
+    assert!(
+        kib < 16 * 1024,
+        "schema-check peaked at {kib} KiB on a {size_kib} KiB file; the gate only hashes and must stay under 16 MiB\n{}",
+        checked.stderr
+    );
+}

@@ -315,6 +315,9 @@ impl Cluster {
             "shared_buffers=16MB".into(),
             "-c".into(),
             "max_connections=40".into(),
+            // Prepared transactions are a state the tools must describe (hard-reset).
+            "-c".into(),
+            "max_prepared_transactions=4".into(),
             "-c".into(),
             "password_encryption=scram-sha-256".into(),
             "-c".into(),

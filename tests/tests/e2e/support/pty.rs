@@ -80,6 +80,15 @@ impl Pty {
         self.session.send_line(line).expect("typing an answer");
     }
 
+    /// Presses Ctrl and `key` at the keyboard (`'c'` for Ctrl-C, `'d'` for Ctrl-D): the
+    /// control character goes through the terminal, which turns Ctrl-C into SIGINT unless
+    /// the program reads keys in raw mode, exactly as an operator's terminal does.
+    pub fn press_ctrl(&mut self, key: char) {
+        self.session
+            .send_control(key)
+            .unwrap_or_else(|e| panic!("pressing Ctrl-{key} in {}: {e}", self.description));
+    }
+
     /// What Ctrl-C does: SIGINT to the program. The terminal would send it to the foreground
     /// process group, which the program leads.
     pub fn interrupt(&mut self) {

@@ -159,6 +159,16 @@ impl Run {
         self
     }
 
+    /// The same run under GNU time (`/usr/bin/time -v`), which adds its report to standard
+    /// error; read the peak memory with [`Outcome::peak_rss_kib`].
+    pub fn measured(mut self) -> Self {
+        let mut args = vec![OsString::from("-v"), self.program.clone().into_os_string()];
+        args.append(&mut self.args);
+        self.program = PathBuf::from("/usr/bin/time");
+        self.args = args;
+        self
+    }
+
     /// How long the run may take before it is killed and the test fails (default 60 s).
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
@@ -488,6 +498,38 @@ impl Outcome {
             self.stderr
         );
         self
+    }
+
+    /// The CPU time (user + system) in seconds from the report of a [`Run::measured`] run:
+    /// unlike wall time, hardly disturbed by other work on the machine.
+    #[track_caller]
+    pub fn cpu_seconds(&self) -> f64 {
+        let field = |name: &str| -> f64 {
+            self.stderr
+                .lines()
+                .find_map(|line| line.trim().strip_prefix(name))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no {name} in the report of /usr/bin/time -v:\n{}",
+                        self.stderr
+                    )
+                })
+        };
+        field("User time (seconds): ") + field("System time (seconds): ")
+    }
+
+    /// The peak resident set size in KiB from the report of a [`Run::measured`] run.
+    #[track_caller]
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.stderr
+            .lines()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix("Maximum resident set size (kbytes): ")
+            })
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no report of /usr/bin/time -v in:\n{}", self.stderr))
     }
 
     /// Parses stdout as exactly one JSON document (the contract for `--format json`);
