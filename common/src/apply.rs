@@ -437,9 +437,9 @@ struct Sent {
 /// it buys is memory: the client library copies every message twice on its way out, so one
 /// 50 MB message cost four times the file, and parts cost the file plus a few MiB (a single
 /// statement larger than a part still goes whole). What it costs: a few round trips, a part
-/// runs before the next is parsed (as with psql), a runner killed between parts leaves the
-/// file rolled back rather than finished, and a change of `client_encoding` reaches the
-/// parsing of the next part.
+/// runs before the next is parsed (as with psql), and a runner killed between parts leaves
+/// the file rolled back rather than finished. Each part ends with [`BETWEEN_PARTS`], so that
+/// the next part is read as a one-message file would be (issue 10).
 fn send(client: &mut Client, migration: &Migration) -> Result<(), (postgres::Error, Sent)> {
     let src = &migration.sql;
     if src.len() <= ONE_MESSAGE_MAX {
@@ -466,20 +466,33 @@ fn send(client: &mut Client, migration: &Migration) -> Result<(), (postgres::Err
             end = statements[next].end;
             next += 1;
         }
-        client.batch_execute(&src[start..end]).map_err(|e| {
-            (
-                e,
-                Sent {
-                    skip: 0,
-                    base: start,
-                },
-            )
-        })?;
+        client
+            .batch_execute(&part_message(&src[start..end]))
+            .map_err(|e| {
+                (
+                    e,
+                    Sent {
+                        skip: 0,
+                        base: start,
+                    },
+                )
+            })?;
         start = end;
     }
     client
         .batch_execute(&suffix(migration))
         .map_err(|e| (e, after_file))
+}
+
+/// What ends every part of a large file: the next part is decoded and parsed the way the
+/// whole of a small file is (UTF-8, standard strings), whatever the part set, and the
+/// session may not be ended as idle in transaction between parts. Transaction-local: the
+/// reset before the tracking row ends it anyway.
+const BETWEEN_PARTS: &str = "\n;\nSET LOCAL client_encoding = 'UTF8';\nSET LOCAL standard_conforming_strings = on;\nSET LOCAL idle_in_transaction_session_timeout = 0;\n";
+
+/// A part of a large file as sent: the part, then [`BETWEEN_PARTS`].
+fn part_message(part: &str) -> String {
+    format!("{part}{BETWEEN_PARTS}")
 }
 
 fn apply_transactional(

@@ -204,6 +204,44 @@ impl Hold {
         })
     }
 
+    /// Waits, at most `wait`, until no session of this database named `application` (the
+    /// runner's file session) is running a statement: the backend of a run killed with
+    /// `kill -9` goes on with its file's message after its lock's session ended with the
+    /// process, and a run that went ahead meanwhile could run the same file beside it.
+    /// Waiting runners' file sessions are idle, so they do not count. Returns the pids still
+    /// running when the wait ended (empty: none).
+    /// # Errors
+    /// A failed query on the lock's session.
+    pub fn wait_for_orphans(
+        &mut self,
+        application: &str,
+        wait: Duration,
+        mut on_wait: impl FnMut(&[i32]),
+    ) -> Result<Vec<i32>, postgres::Error> {
+        let query = format!(
+            "SELECT pid FROM pg_catalog.pg_stat_activity \
+             WHERE datname = pg_catalog.current_database() AND application_name = {} \
+               AND state <> 'idle' AND pid <> pg_catalog.pg_backend_pid() ORDER BY pid",
+            crate::connect::literal(application)
+        );
+        let deadline = Instant::now() + wait;
+        let mut told = false;
+        loop {
+            let pids: Vec<i32> = rows(&self.session.simple_query(&query)?)
+                .iter()
+                .filter_map(|row| row.i64("pid").and_then(|p| i32::try_from(p).ok()))
+                .collect();
+            if pids.is_empty() || Instant::now() >= deadline {
+                return Ok(pids);
+            }
+            if !told {
+                on_wait(&pids);
+                told = true;
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        }
+    }
+
     /// Releases the lock and ends its session (the end of the session alone would release it).
     pub fn release(mut self) {
         let _ = self

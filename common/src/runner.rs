@@ -228,7 +228,24 @@ fn take_lock(
     })
     .map_err(|e| failed(url, "taking the migration lock", &e))?;
     match acquired {
-        Acquired::Yes(hold) => Ok(hold),
+        Acquired::Yes(mut hold) => {
+            let running = hold
+                .wait_for_orphans(APPLICATION, options.lock_wait, |pids| {
+                    progress(&format!(
+                        "waiting up to {} for session(s) {pids:?} of an earlier migrate run (killed, its lock gone with it) to finish the file they are running",
+                        human_duration(options.lock_wait)
+                    ));
+                })
+                .map_err(|e| failed(url, "looking for an earlier run's session", &e))?;
+            if running.is_empty() {
+                return Ok(hold);
+            }
+            Err(Error::Failed(format!(
+                "session(s) {running:?} of an earlier migrate run on {} are still running a migration file after {} (the run was killed and its lock went with it); nothing was applied. Wait for them, or end them with SELECT pg_terminate_backend(pid) (a transactional file is rolled back), then run migrate again",
+                env.database(),
+                human_duration(options.lock_wait)
+            )))
+        }
         Acquired::No(holder) => Err(Error::LockNotAcquired(Box::new(LockNotAcquired {
             database: env.database().to_string(),
             waited: options.lock_wait,

@@ -612,3 +612,33 @@ fn a_run_that_races_a_killed_runs_backend_says_the_file_was_applied_by_it() {
         second.assert_code(0);
     }
 }
+
+/// A file above the one-message size goes in parts of one transaction; what a part sets must
+/// not change how the next part is read, as it cannot in a file sent whole.
+#[test]
+fn a_large_file_sent_in_parts_is_read_like_a_small_one() {
+    let f = Project::start();
+    let mut big = String::from(
+        "CREATE TABLE names (n text);\nSET client_encoding = 'LATIN1';\nSET standard_conforming_strings = off;\nSET idle_in_transaction_session_timeout = '1ms';\n",
+    );
+    let filler = format!("SELECT '{}';\n", "x".repeat(200));
+    while big.len() < (9 << 20) {
+        big.push_str(&filler);
+    }
+    big.push_str("INSERT INTO names VALUES ('Zoë'), (E'tab\\there');\n");
+    f.write("001_big.sql", &big);
+    f.write("002_small.sql", "INSERT INTO names VALUES ('C:\\new');\n");
+    let out = f
+        .tool(Tool::Migrate, &[])
+        .timeout(Duration::from_secs(180))
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        f.query("SELECT n FROM names ORDER BY n"),
+        [
+            [Some("C:\\new".to_string())],
+            [Some("Zoë".to_string())],
+            [Some("tab\there".to_string())]
+        ]
+    );
+}
