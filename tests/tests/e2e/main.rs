@@ -16,6 +16,7 @@ mod harness;
 mod isolation;
 mod least_privilege;
 mod migrate;
+mod migrate_new;
 mod provision;
 mod safety_lint;
 mod schema_check;
