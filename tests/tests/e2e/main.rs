@@ -21,4 +21,5 @@ mod provision;
 mod safety_lint;
 mod schema_check;
 mod support;
+mod textfile;
 mod transaction_context;
