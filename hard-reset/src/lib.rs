@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::reset::{Backup, Operator, Request, ResetError};
-use clap::{Args, Parser};
+use clap::{Args, CommandFactory, Parser};
 use cli::{Output, TargetArgs};
 use common::config::{DbUrl, ADMIN_DATABASE, ADMIN_DATABASE_URL};
 use common::migrations::discover;
@@ -93,6 +93,11 @@ impl Operator for Terminal {
             .interact_text_on(&term)
             .ok()
     }
+}
+
+/// The command-line interface, for the man pages and shell completions generated from it.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the tool; the binary's `main`.
