@@ -1,5 +1,6 @@
 //! `migrate new` (offline: creates the next migration file), the global flags on either side
-//! of a subcommand, and how an installed `migrate` outside a checkout finds its directory.
+//! of a subcommand, how an installed `migrate` outside a checkout finds its directory, and
+//! the `[n/N]` progress of a run.
 
 use std::path::Path;
 
@@ -162,4 +163,37 @@ fn outside_a_checkout_the_directory_comes_from_dir_or_dreichor_migrations_dir() 
         .run()
         .assert_code(0);
     assert_eq!(f.versions(), ["001_a"]);
+}
+
+#[test]
+fn each_applying_and_applied_line_says_n_of_n_and_the_summary_keeps_its_words() {
+    let f = Project::start();
+    f.write("001_a.sql", "CREATE TABLE public.a (id int);\n");
+    f.tool(Tool::Migrate, &[]).run().assert_code(0);
+    f.write("002_b.sql", "CREATE TABLE public.b (id int);\n");
+    f.write("003_c.sql", "CREATE TABLE public.c (id int);\n");
+    let out = f.tool(Tool::Migrate, &[]).run();
+    out.assert_code(0);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("002_b") || l.contains("003_c"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", out.stderr);
+    assert_eq!(lines[0], "[1/2] applying 002_b");
+    assert!(
+        lines[1].starts_with("[1/2] applied  002_b ("),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "[2/2] applying 003_c");
+    assert!(
+        lines[3].starts_with("[2/2] applied  003_c ("),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(
+        out.stdout.trim_end(),
+        "dreichor_dev: applied 2, already applied 1"
+    );
 }
