@@ -5,6 +5,6 @@ json\t'Exactly one JSON document on stdout; progress and messages on stderr'"
 complete -c schema-check -l timeout -d 'Bound on the whole check, connecting included, in seconds; exit 3 past it' -r
 complete -c schema-check -l manifest -d 'Check against a manifest written by `migrate manifest` instead of the SQL files of --dir (for hosts that do not have the files)' -r -F
 complete -c schema-check -l textfile -d 'Also write the result as metrics for node_exporter\'s textfile collector to PATH (a name ending in .prom; written to a temporary file and renamed), on every outcome' -r -F
-complete -c schema-check -l strict -d 'Versions applied in the database but unknown to this release (the database is ahead, e.g. after a runtime rollback) make it incompatible instead of a warning'
+complete -c schema-check -l strict -d 'Versions applied in the database but unknown to this release (the database is ahead, e.g. after a runtime rollback), and a database without a schema snapshot, make it incompatible instead of a warning'
 complete -c schema-check -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c schema-check -s V -l version -d 'Print version'
