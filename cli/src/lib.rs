@@ -17,6 +17,14 @@ use common::config::{self, DbUrl, Env};
 use common::error::{Error, ExitCode};
 pub use common::report::{human_duration, Failure, Report};
 
+/// The variable that names the migrations directory when `--dir` is not given: what an
+/// installed tool run outside a checkout (a systemd unit, a deploy agent) uses.
+pub const MIGRATIONS_DIR_VAR: &str = "DREICHOR_MIGRATIONS_DIR";
+
+/// The migrations directory when neither `--dir` nor [`MIGRATIONS_DIR_VAR`] is given,
+/// relative to the current directory: right at the top of a checkout.
+pub const DEFAULT_MIGRATIONS_DIR: &str = "infra/db/migrations";
+
 /// The output format.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
@@ -27,16 +35,25 @@ pub enum Format {
     Json,
 }
 
-/// `--dir` and `--format`.
+/// `--dir` and `--format`. Global: accepted before or after a subcommand (SPEC.md), as users
+/// of git or cargo expect.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DirArgs {
-    /// The migrations directory.
-    #[arg(long, value_name = "PATH", default_value = "infra/db/migrations")]
+    /// The migrations directory (default: infra/db/migrations, relative to the current
+    /// directory). An installed tool run outside a checkout needs this or
+    /// DREICHOR_MIGRATIONS_DIR.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = MIGRATIONS_DIR_VAR,
+        default_value = DEFAULT_MIGRATIONS_DIR,
+        global = true
+    )]
     pub dir: PathBuf,
 
     /// Output format: `text`, or `json` (exactly one JSON document on stdout; progress and
     /// messages on stderr).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text, global = true)]
     pub format: Format,
 }
 
@@ -45,7 +62,7 @@ pub struct DirArgs {
 pub struct TargetArgs {
     /// The environment: `dev` (database dreichor_dev) or `prod` (dreichor_prod). Required,
     /// here or in DREICHOR_ENV; both given and different is an error.
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", global = true)]
     pub env: Option<String>,
 
     #[command(flatten)]

@@ -104,6 +104,9 @@ pub struct CheckOptions {
     pub strict: bool,
     /// Bounds the whole check, connecting included.
     pub timeout: Duration,
+    /// Also read when the newest migration was applied ([`CheckReport::newest_applied_at`],
+    /// for `--textfile`): the gate alone skips the timestamps, which costs in a fresh backend.
+    pub newest_applied_at: bool,
 }
 
 impl Default for CheckOptions {
@@ -112,6 +115,7 @@ impl Default for CheckOptions {
         CheckOptions {
             strict: false,
             timeout: Duration::from_secs(5),
+            newest_applied_at: false,
         }
     }
 }
@@ -154,6 +158,12 @@ pub struct CheckReport {
     pub snapshot_proof: Option<Proof>,
     /// Every object that differs from the recorded snapshot: changed outside migrations.
     pub drift: Vec<Drift>,
+    /// How many versions the tracking table records.
+    pub applied: usize,
+    /// When the newest migration was applied, in seconds since the Unix epoch: only with
+    /// [`CheckOptions::newest_applied_at`], and not for a tracking table in the two-column
+    /// form (the next `migrate` run upgrades it).
+    pub newest_applied_at: Option<i64>,
 }
 
 impl fmt::Display for CheckReport {
@@ -244,6 +254,7 @@ struct Observed {
     gate_row: Option<Row>,
     /// The live schema against the snapshot.
     snapshot: Option<Comparison>,
+    newest_applied_at: Option<i64>,
 }
 
 /// Checks the database of `url` against `expected`. Changes nothing. Unreachable within
@@ -273,9 +284,12 @@ pub struct InFlight {
 /// Starts the database side of a check; the whole check stays bounded by `options.timeout`.
 pub fn start(url: &DbUrl, env: Env, options: &CheckOptions) -> Result<InFlight, Error> {
     let timeout = options.timeout;
+    let newest = options.newest_applied_at;
     let observed = {
         let url = url.clone();
-        connect::Bounded::start(timeout, &url.clone(), move || observe(&url, env, timeout))?
+        connect::Bounded::start(timeout, &url.clone(), move || {
+            observe(&url, env, timeout, newest)
+        })?
     };
     Ok(InFlight {
         observed,
@@ -313,7 +327,7 @@ fn query_failed(url: &DbUrl, err: &postgres::Error) -> Error {
 }
 
 /// Connects read-only and reads everything in (usually) one round trip.
-fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> {
+fn observe(url: &DbUrl, env: Env, timeout: Duration, newest: bool) -> Result<Observed, Error> {
     // Startup options take precedence over role and database defaults. search_path is
     // pinned for the whole session: the gate's queries must mean the catalog's functions and
     // operators, not a look-alike a role put ahead of pg_catalog; the tracking table is
@@ -341,7 +355,11 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
     // handled like a missing tracking table, by the second message.
     let first = format!(
         "BEGIN READ ONLY;\n{common}{};\n{};\nCOMMIT;",
-        tracking::SELECT_FOR_CHECK,
+        if newest {
+            tracking::SELECT_FOR_METRICS
+        } else {
+            tracking::SELECT_FOR_CHECK
+        },
         snapshot::store::gate_query()
     );
     let mut observed = match client.simple_query(&first) {
@@ -351,6 +369,14 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration) -> Result<Observed, Error> 
             observed.shape = Some(tracking::Shape::Current);
             observed.applied = tracking::applied_from_rows(sets.get(1).map_or(&[], Vec::as_slice));
             observed.gate_row = sets.get(2).and_then(|s| s.first()).cloned();
+            if newest {
+                // SELECT_FOR_METRICS puts the Unix time in the applied_at column.
+                observed.newest_applied_at = observed
+                    .applied
+                    .iter()
+                    .filter_map(|a| a.applied_at.as_deref()?.parse::<i64>().ok())
+                    .max();
+            }
             observed
         }
         Err(e)
@@ -472,6 +498,8 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             Some(Comparison::Drifted { drift, .. }) => drift,
             _ => Vec::new(),
         },
+        applied: observed.applied.len(),
+        newest_applied_at: observed.newest_applied_at,
         ..CheckReport::default()
     };
     if observed.shape == Some(tracking::Shape::Missing) {

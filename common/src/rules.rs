@@ -18,7 +18,7 @@ pub enum Rule {
     #[error("is not a directory; pass the migrations directory with --dir")]
     NotADirectory,
     /// `--dir` cannot be read (missing, no permission).
-    #[error("cannot read the migrations directory ({reason}); pass it with --dir")]
+    #[error("cannot read the migrations directory ({reason}); pass it with --dir or set DREICHOR_MIGRATIONS_DIR (an installed tool run outside a checkout needs one of them)")]
     DirectoryUnreadable {
         /// The operating system's reason.
         reason: String,

@@ -407,11 +407,13 @@ impl Run<'_> {
             None
         };
         let interrupted_now = || interrupt.as_ref().is_some_and(CancelOnSignal::arrived);
-        for &migration in pending {
+        // "[n/N]" on each line: where a long run stands (N counts this run's files only).
+        let total = pending.len();
+        for (n, &migration) in (1..).zip(pending) {
             if interrupted_now() {
                 return Err(self.interrupted(None));
             }
-            progress(&format!("applying {}", migration.version));
+            progress(&format!("[{n}/{total}] applying {}", migration.version));
             match self.apply_one(migration, progress, &interrupted_now) {
                 Ok(duration) => {
                     if let Some(watch) = &interrupt {
@@ -419,7 +421,7 @@ impl Run<'_> {
                         watch.retarget(self.client.cancel_token());
                     }
                     progress(&format!(
-                        "applied  {} ({})",
+                        "[{n}/{total}] applied  {} ({})",
                         migration.version,
                         human_duration(duration)
                     ));

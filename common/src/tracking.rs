@@ -51,6 +51,11 @@ pub const SELECT_APPLIED: &str =
 pub const SELECT_FOR_CHECK: &str =
     "SELECT version, checksum FROM public.dreichor_schema_migrations";
 
+/// [`SELECT_FOR_CHECK`] with each row's `applied_at` as a Unix time, for `schema-check
+/// --textfile` (the newest one becomes a metric).
+pub const SELECT_FOR_METRICS: &str =
+    "SELECT version, checksum, extract(epoch FROM applied_at)::bigint::text AS applied_at FROM public.dreichor_schema_migrations";
+
 /// The shape of the table as found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {

@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::reset::{Backup, Request, ResetError};
-use clap::{Args, Parser};
+use clap::{Args, CommandFactory, Parser};
 use cli::{Output, TargetArgs};
 use common::config::{DbUrl, ADMIN_DATABASE, ADMIN_DATABASE_URL};
 use common::migrations::discover;
@@ -69,6 +69,11 @@ struct BackupArgs {
     /// Reset without a backup (prod needs this or --backup).
     #[arg(long)]
     no_backup: bool,
+}
+
+/// The command-line interface, for the man pages and shell completions generated from it.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the tool; the binary's `main`.

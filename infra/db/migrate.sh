@@ -13,9 +13,11 @@
 #   set -a; . /etc/dreichor/dev.env; set +a
 #
 # It works from any directory. It uses the binary named by DREICHOR_MIGRATE_BIN when set;
-# otherwise target/release/migrate, rebuilt with cargo when any source is newer than it.
-# --dir defaults to this repository's infra/db/migrations. Every argument is passed through,
-# and the exit code is migrate's (0 ok, 1 problem, 2 invalid input, 3 unreachable).
+# otherwise, in a checkout, target/release/migrate, rebuilt with cargo when any source is
+# newer than it; installed from the package (/usr/share/dreichor/migrate.sh), /usr/bin/migrate.
+# In a checkout --dir defaults to its infra/db/migrations (unless DREICHOR_MIGRATIONS_DIR is
+# set); installed, pass --dir or set DREICHOR_MIGRATIONS_DIR. Every argument is passed
+# through, and the exit code is migrate's (0 ok, 1 problem, 2 invalid input, 3 unreachable).
 set -euo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -28,6 +30,14 @@ binary() {
             exit 2
         fi
         printf '%s\n' "$DREICHOR_MIGRATE_BIN"
+        return
+    fi
+    if [[ ! -f "$root/Cargo.toml" ]]; then
+        # Installed, not in a checkout: the packaged binary.
+        command -v migrate || {
+            echo "migrate.sh: migrate is not on PATH; install the dreichor-db-tools package or set DREICHOR_MIGRATE_BIN" >&2
+            exit 2
+        }
         return
     fi
     local bin="$root/target/release/migrate"
@@ -53,9 +63,11 @@ binary() {
 }
 
 bin=$(binary)
+if [[ ! -f "$root/Cargo.toml" || -n "${DREICHOR_MIGRATIONS_DIR:-}" ]]; then
+    exec "$bin" "$@" # migrate finds the directory through --dir or DREICHOR_MIGRATIONS_DIR
+fi
 
-# Default --dir to this repository's migrations, wherever the operator stands. It goes last
-# so that it lands after a subcommand (`status`, `lint`), where clap expects it.
+# Default --dir to this repository's migrations, wherever the operator stands.
 for arg in "$@"; do
     case "$arg" in
         --dir | --dir=* | -h | --help | -V | --version) exec "$bin" "$@" ;;

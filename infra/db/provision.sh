@@ -910,9 +910,23 @@ for env in "${envs[@]}"; do
 done
 
 # login_check ROLE ENV FILE PASSWORD: the file's DATABASE_URL logs in, as the runtime would.
+# A login proves the password only where the server asks for one. Read from the server's view
+# of pg_hba.conf rather than probed with a wrong password, which would leave an authentication
+# failure in the server log on every run. With trust, any password logs in as any role: said
+# before the login checks, which then say that they prove nothing. A warning, not an error:
+# a development host may trust on purpose; a production host must not.
+trust_lines=$(q postgres "select coalesce(string_agg(line_number::text, ', ' order by line_number), '')
+    from pg_hba_file_rules where type like 'host%' and auth_method = 'trust'")
+if [[ -n $trust_lines ]]; then
+    warn "pg_hba.conf has trust for TCP connections (line $trust_lines): any password logs in there, so the passwords protect nothing and the login checks below prove nothing; on a production host change those lines to scram-sha-256 and reload PostgreSQL"
+fi
 login_check() {
     if try_login "$1" "dreichor_$2" "$4"; then
-        say "checked: the DATABASE_URL in $3 logs in as $1"
+        if [[ -n $trust_lines ]]; then
+            say "unproven: the DATABASE_URL in $3 logs in as $1, but so would any password (trust, see above)"
+        else
+            say "checked: the DATABASE_URL in $3 logs in as $1"
+        fi
     else
         printf 'error: the DATABASE_URL in %s does not log in as %s on localhost:%s (see above): check pg_hba.conf and listen_addresses; if the password is wrong, run this again with --rotate-passwords\n' \
             "$3" "$1" "$port" >&2
@@ -927,14 +941,6 @@ for env in "${envs[@]}"; do
         login_check "dreichor_${env}_runtime" "$env" "$(runtime_file "$env")" "${rt_pw_of[$env]}"
     fi
 done
-# A login proves the password only where the server asks for one. Read from the server's view
-# of pg_hba.conf rather than probed with a wrong password, which would leave an authentication
-# failure in the server log on every run.
-trust_lines=$(q postgres "select coalesce(string_agg(line_number::text, ', ' order by line_number), '')
-    from pg_hba_file_rules where type like 'host%' and auth_method = 'trust'")
-if [[ -n $trust_lines ]]; then
-    warn "pg_hba.conf has trust for TCP connections (line $trust_lines): passwords are not checked there; use scram-sha-256"
-fi
 
 say ""
 if ((status == 0)); then
@@ -965,7 +971,8 @@ for env in "${envs[@]}"; do
         say "    restart it, and keep $(env_file "$env") for migrate and hard-reset only (docs/operations.md, section 1.4) !!!"
     fi
 done
-if ((${#pw_of[@]} > 0)); then
+# quickstart.sh applies dev itself and says what comes next once it is done.
+if ((${#pw_of[@]} > 0)) && [[ -z ${DREICHOR_QUICKSTART:-} ]]; then
     say "Next, apply the migrations (as the owner):"
     for env in "${envs[@]}"; do
         [[ -n ${pw_of[$env]+set} ]] || continue

@@ -13,8 +13,8 @@ pub mod manifest;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use cli::{DirArgs, Output, TargetArgs};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use cli::{Output, TargetArgs};
 use common::apply::Settings;
 use common::migrations::{discover, Migration};
 use common::runner::{self, Options};
@@ -22,6 +22,7 @@ use common::wording::counted;
 use common::Error;
 use manifest::Manifest;
 
+mod new;
 pub mod safety;
 mod snapshot;
 
@@ -39,10 +40,14 @@ Environment:
 /// Applies pending SQL migrations from infra/db/migrations to the environment's database,
 /// each file atomically with its row in public.dreichor_schema_migrations.
 #[derive(Parser, Debug)]
-#[command(name = "migrate", version, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
+#[command(name = "migrate", version, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// `--env`, `--dir`, `--format`: global, so accepted before or after the subcommand.
+    #[command(flatten)]
+    target: TargetArgs,
 
     #[command(flatten)]
     apply: ApplyArgs,
@@ -52,33 +57,29 @@ struct Cli {
 enum Command {
     /// Print the state of every migration (applied, pending, modified, missing file, out of
     /// order); changes nothing. Exit 0 when the state could be read.
-    Status(StatusArgs),
+    Status,
     /// Check the migrations directory offline (no DATABASE_URL needed), and each statement
     /// for what it locks and what can take production down: exit 0 when the directory is
     /// clean (safety findings are warnings), 2 with every violation listed.
     Lint(LintArgs),
     /// Print the manifest of the directory (versions and checksums, JSON) for
     /// `schema-check --manifest` and for embedding in the runtime; offline.
-    Manifest(ManifestArgs),
+    Manifest,
     /// Accept the live schema as the schema snapshot, audited (who, when, why, old and new
     /// digests): for renderings that change with nobody touching the schema, such as a
     /// PostgreSQL major upgrade. Shows every difference it accepts and asks for the database
     /// name; at a terminal only, never under CI or GitHub Actions.
     Snapshot(snapshot::SnapshotArgs),
+    /// Create the next migration file, <next prefix>_NAME.sql, with the directory's prefix
+    /// width (001 in an empty directory), and print its path; offline. Refuses a NAME
+    /// outside [a-z0-9_] and a directory that `lint` does not pass.
+    New(new::NewArgs),
 }
 
-#[derive(Args, Debug)]
-struct ManifestArgs {
-    /// The migrations directory.
-    #[arg(long, value_name = "PATH", default_value = "infra/db/migrations")]
-    dir: std::path::PathBuf,
-}
-
-#[derive(Args, Debug)]
+/// The flags of applying (no subcommand). Not global: a subcommand given with one of them
+/// is refused rather than run without it.
+#[derive(Args, Debug, PartialEq)]
 struct ApplyArgs {
-    #[command(flatten)]
-    target: TargetArgs,
-
     /// Print what would be applied, in order, and change nothing at all (not even the
     /// tracking table).
     #[arg(long)]
@@ -102,16 +103,7 @@ struct ApplyArgs {
 }
 
 #[derive(Args, Debug)]
-struct StatusArgs {
-    #[command(flatten)]
-    target: TargetArgs,
-}
-
-#[derive(Args, Debug)]
 struct LintArgs {
-    #[command(flatten)]
-    dir: DirArgs,
-
     /// Also enforce append-only against this git revision: every file there must be
     /// unchanged, every new file must sort after the last one there (CI: the base branch).
     /// Only the files new since REV are linted for safety (old files cannot change).
@@ -124,46 +116,57 @@ struct LintArgs {
     deny_warnings: bool,
 }
 
+/// The command-line interface, for the man pages and shell completions generated from it.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Runs the tool; the binary's `main`.
 pub fn main() -> std::process::ExitCode {
     let cli: Cli = cli::parse_args(None);
+    let target = &cli.target;
+    let out = Output::new("migrate", target.dir.format);
+    if cli.command.is_some() && !apply_args_are_defaults(&cli.apply) {
+        return out.finish(Err::<safety::report::Run, _>(Error::Refused(
+            "--dry-run, --lock-wait, --lock-timeout and --statement-timeout apply only to migrate without a subcommand; drop them or the subcommand".into(),
+        )));
+    }
     match cli.command {
-        None => {
-            let out = Output::new("migrate", cli.apply.target.dir.format);
-            out.finish(apply(&cli.apply, &out))
-        }
-        Some(Command::Status(args)) => {
-            let out = Output::new("migrate", args.target.dir.format);
-            out.finish(status(&args, &out))
-        }
-        Some(Command::Manifest(args)) => {
+        None => out.finish(apply(target, &cli.apply, &out)),
+        Some(Command::Status) => out.finish(status(target, &out)),
+        Some(Command::Manifest) => {
             // The manifest is JSON whatever --format says, and an error goes to stderr only,
             // never into the file stdout is redirected to.
             let out = Output::new("migrate", cli::Format::Text);
             out.finish(
-                discover(&args.dir)
+                discover(&target.dir.dir)
                     .map(|found| Manifest::of(&found.migrations))
                     .map_err(Error::Directory),
             )
         }
-        Some(Command::Snapshot(args)) => {
-            let out = Output::new("migrate", args.target.dir.format);
-            out.finish(snapshot::run(&args, &out))
-        }
-        Some(Command::Lint(args)) => {
-            let out = Output::new("migrate", args.dir.format);
-            out.finish(Ok::<_, Error>(safety::report::lint(
-                &args.dir.dir,
-                args.since.as_deref(),
-                args.deny_warnings,
-            )))
-        }
+        Some(Command::Snapshot(args)) => out.finish(snapshot::run(target, &args, &out)),
+        Some(Command::Lint(args)) => out.finish(Ok::<_, Error>(safety::report::lint(
+            &target.dir.dir,
+            args.since.as_deref(),
+            args.deny_warnings,
+        ))),
+        Some(Command::New(args)) => out.finish(new::create(&target.dir.dir, &args.name)),
     }
 }
 
-fn apply(args: &ApplyArgs, out: &Output) -> Result<safety::report::Run, Error> {
-    let (env, url) = args.target.resolve()?;
-    let files = read_dir(&args.target.dir.dir, out)?;
+/// Whether no apply flag was changed from its default (clap's `args_conflicts_with_subcommands`
+/// would say it better, but it also refuses the global flags before a subcommand).
+fn apply_args_are_defaults(args: &ApplyArgs) -> bool {
+    Cli::try_parse_from(["migrate"]).is_ok_and(|defaults| defaults.apply == *args)
+}
+
+fn apply(
+    target: &TargetArgs,
+    args: &ApplyArgs,
+    out: &Output,
+) -> Result<safety::report::Run, Error> {
+    let (env, url) = target.resolve()?;
+    let files = read_dir(&target.dir.dir, out)?;
     let options = Options {
         dry_run: args.dry_run,
         lock_wait: Duration::from_secs(args.lock_wait),
@@ -180,7 +183,7 @@ fn apply(args: &ApplyArgs, out: &Output) -> Result<safety::report::Run, Error> {
         "migrate: {} ({} in {})",
         url.redacted(),
         counted(files.len(), "migration"),
-        args.target.dir.dir.display()
+        target.dir.dir.display()
     ));
     let summary = runner::migrate(&url, env, &files, &options, &mut |line| {
         if let Some(intro) = intro.take() {
@@ -191,9 +194,9 @@ fn apply(args: &ApplyArgs, out: &Output) -> Result<safety::report::Run, Error> {
     Ok(safety::report::Run::new(summary, &files))
 }
 
-fn status(args: &StatusArgs, out: &Output) -> Result<runner::Status, Error> {
-    let (env, url) = args.target.resolve()?;
-    let files = read_dir(&args.target.dir.dir, out)?;
+fn status(target: &TargetArgs, out: &Output) -> Result<runner::Status, Error> {
+    let (env, url) = target.resolve()?;
+    let files = read_dir(&target.dir.dir, out)?;
     runner::status(&url, env, &files, Options::default().connect_timeout)
 }
 

@@ -13,9 +13,6 @@ use common::Error;
 /// `migrate snapshot`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct SnapshotArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
-
     /// Why the live schema is accepted (recorded with who and when), e.g. "PostgreSQL 16
     /// upgrade renders defaults differently".
     #[arg(long, value_name = "TEXT")]
@@ -47,7 +44,8 @@ fn operator() -> Option<String> {
 }
 
 /// Runs the subcommand.
-pub fn run(args: &SnapshotArgs, out: &Output) -> Result<Accepted, Error> {
+/// `target`: the global `--env`, `--dir`, `--format`.
+pub fn run(target: &TargetArgs, args: &SnapshotArgs, out: &Output) -> Result<Accepted, Error> {
     refuse_unless_manual()?;
     let reason = args.reason.trim();
     if reason.is_empty() {
@@ -55,8 +53,8 @@ pub fn run(args: &SnapshotArgs, out: &Output) -> Result<Accepted, Error> {
             "--reason is empty: say why the live schema is accepted (it is recorded); nothing was recorded".into(),
         ));
     }
-    let (env, url) = args.target.resolve()?;
-    let files = crate::read_dir(&args.target.dir.dir, out)?;
+    let (env, url) = target.resolve()?;
+    let files = crate::read_dir(&target.dir.dir, out)?;
     let database = env.database();
     let mut confirm = |drift: &[Drift]| -> Result<(), Error> {
         if drift.is_empty() {

@@ -6,12 +6,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use std::time::Instant;
+
+use clap::{CommandFactory, Parser};
 use cli::{Output, TargetArgs};
 use common::check::{CheckOptions, CheckReport, Expected};
 use common::manifest::Document;
 use common::migrations::discover_checksums;
 use common::Error;
+
+mod textfile;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -51,6 +55,16 @@ struct Cli {
     /// --dir (for hosts that do not have the files).
     #[arg(long, value_name = "FILE", conflicts_with = "dir")]
     manifest: Option<PathBuf>,
+
+    /// Also write the result as metrics for node_exporter's textfile collector to PATH (a
+    /// name ending in .prom; written to a temporary file and renamed), on every outcome.
+    #[arg(long, value_name = "PATH")]
+    textfile: Option<PathBuf>,
+}
+
+/// The command-line interface, for the man pages and shell completions generated from it.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the tool; the binary's `main`.
@@ -59,10 +73,45 @@ pub fn main() -> std::process::ExitCode {
     // The deploy agent reads "compatible" from every JSON document, errors included.
     let out = Output::new("schema-check", cli.target.dir.format)
         .with_error_fields(serde_json::json!({"compatible": false}));
-    out.finish(run(&cli))
+    let started = Instant::now();
+    let result = run(&cli);
+    let result = match &cli.textfile {
+        Some(path) => with_textfile(&cli, path, result, started.elapsed()),
+        None => result,
+    };
+    out.finish(result)
+}
+
+/// Writes the textfile for `result` (unless the path itself was refused). A textfile that
+/// cannot be written turns a compatible verdict into an error: monitoring would go stale
+/// without anyone being told. An incompatible or failed check keeps its own exit code.
+fn with_textfile(
+    cli: &Cli,
+    path: &std::path::Path,
+    result: Result<CheckReport, Error>,
+    took: Duration,
+) -> Result<CheckReport, Error> {
+    if textfile::validate(path).is_err() {
+        return result; // run() refused it before connecting
+    }
+    let database = cli
+        .target
+        .resolve_env()
+        .map_or("unknown", |env| env.database());
+    match textfile::write(path, database, &result, took) {
+        Ok(()) => result,
+        Err(error) if matches!(&result, Ok(report) if report.compatible) => Err(error),
+        Err(error) => {
+            eprintln!("schema-check: error: {error}");
+            result
+        }
+    }
 }
 
 fn run(cli: &Cli) -> Result<CheckReport, Error> {
+    if let Some(path) = &cli.textfile {
+        textfile::validate(path)?;
+    }
     let (env, url) = cli.target.resolve()?;
     if !(cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout <= 3600.0) {
         return Err(Error::Refused(format!(
@@ -73,6 +122,7 @@ fn run(cli: &Cli) -> Result<CheckReport, Error> {
     let options = CheckOptions {
         strict: cli.strict,
         timeout: Duration::from_secs_f64(cli.timeout),
+        newest_applied_at: cli.textfile.is_some(),
     };
     // Connect first and read the migrations while the server answers.
     let in_flight = common::check::start(&url, env, &options)?;
