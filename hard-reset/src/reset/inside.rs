@@ -79,17 +79,19 @@ fn object_kind(object_type: &str) -> Option<&'static str> {
 /// The three statements of one round trip: schema `public`, its ACL items in order, the
 /// default-privilege entries with their items in order (an entry with every privilege
 /// revoked has no items, hence the outer join).
-const RECORD_QUERY: &str = "SELECT pg_catalog.pg_get_userbyid(n.nspowner), n.nspacl::text \
+const RECORD_QUERY: &str = "SELECT pg_catalog.pg_get_userbyid(n.nspowner) AS owner, \
+            n.nspacl::text AS acl \
      FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public';\n\
-     SELECT pg_catalog.pg_get_userbyid(a.grantor), \
-            CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END, \
-            a.privilege_type, a.is_grantable \
+     SELECT pg_catalog.pg_get_userbyid(a.grantor) AS grantor, \
+            CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee, \
+            a.privilege_type AS privilege, a.is_grantable AS grantable \
      FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) WITH ORDINALITY AS a \
      WHERE n.nspname = 'public' ORDER BY a.ordinality;\n\
-     SELECT pg_catalog.pg_get_userbyid(d.defaclrole), d.defaclobjtype::text, d.defaclacl::text, \
-            pg_catalog.pg_get_userbyid(a.grantor), \
-            CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END, \
-            a.privilege_type, a.is_grantable \
+     SELECT pg_catalog.pg_get_userbyid(d.defaclrole) AS role, d.defaclobjtype::text AS object_type, \
+            d.defaclacl::text AS acl, \
+            pg_catalog.pg_get_userbyid(a.grantor) AS grantor, \
+            CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee, \
+            a.privilege_type AS privilege, a.is_grantable AS grantable \
      FROM pg_catalog.pg_default_acl d \
           LEFT JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) WITH ORDINALITY AS a ON true \
      WHERE d.defaclnamespace = 0 \
@@ -111,43 +113,40 @@ pub(super) fn connect(request: &Request) -> Result<Client, Error> {
 /// Reads [`Inside`] in one round trip, in a session connected to the database.
 pub(super) fn record(client: &mut Client) -> Result<Inside, postgres::Error> {
     let messages = client.simple_query(RECORD_QUERY)?;
-    // Read by position (the columns of RECORD_QUERY, in order).
-    let sets: Vec<Vec<Vec<Option<String>>>> = result_sets(&messages)
-        .into_iter()
-        .map(|set| set.into_iter().map(Row::into_values).collect())
-        .collect();
-    Ok(inside_from(&sets))
+    Ok(inside_from(&result_sets(&messages)))
 }
 
-/// Builds an [`Inside`] from the three result sets of [`RECORD_QUERY`].
-fn inside_from(sets: &[Vec<Vec<Option<String>>>]) -> Inside {
+/// Builds an [`Inside`] from the three result sets of [`RECORD_QUERY`]. The rows of the third
+/// carry their `aclexplode` item in the columns [`grants_from`] reads; an entry with every
+/// privilege revoked has one row whose item is NULL.
+fn inside_from(sets: &[Vec<Row>]) -> Inside {
     let set = |i: usize| sets.get(i).map(Vec::as_slice).unwrap_or_default();
     let public = set(0).first().map(|row| SchemaPrivileges {
-        owner: row.first().cloned().flatten().unwrap_or_default(),
-        acl_text: row.get(1).cloned().flatten(),
+        owner: row.string("owner"),
+        acl_text: row.text("acl").map(str::to_string),
         acl: grants_from(set(1)),
     });
     let mut defaults: Vec<DefaultPrivileges> = Vec::new();
-    let mut items: Vec<Vec<Option<String>>> = Vec::new();
+    let mut items: Vec<Row> = Vec::new();
     for row in set(2) {
-        let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let (role, object_type) = (row.string("role"), row.string("object_type"));
         let same = defaults
             .last()
-            .is_some_and(|d| d.role == get(0) && d.object_type == get(1));
+            .is_some_and(|d| d.role == role && d.object_type == object_type);
         if !same {
             if let Some(last) = defaults.last_mut() {
                 last.acl = grants_from(&items);
             }
             items.clear();
             defaults.push(DefaultPrivileges {
-                role: get(0),
-                object_type: get(1),
-                acl_text: get(2),
+                role,
+                object_type,
+                acl_text: row.string("acl"),
                 acl: Vec::new(),
             });
         }
-        if row.get(5).cloned().flatten().is_some() {
-            items.push(row[3..].to_vec());
+        if row.text("privilege").is_some() {
+            items.push(row.clone());
         }
     }
     if let Some(last) = defaults.last_mut() {
@@ -326,11 +325,12 @@ pub(super) fn roles_not_restorable(
         .collect::<Vec<_>>()
         .join(", ");
     let messages = client.simple_query(&format!(
-        "SELECT r FROM pg_catalog.unnest(ARRAY[{list}]::text[]) AS r          WHERE NOT pg_catalog.pg_has_role(current_user, r::name, 'MEMBER') ORDER BY 1"
+        "SELECT r AS role FROM pg_catalog.unnest(ARRAY[{list}]::text[]) AS r \
+         WHERE NOT pg_catalog.pg_has_role(current_user, r::name, 'MEMBER') ORDER BY 1"
     ))?;
     Ok(rows(&messages)
-        .into_iter()
-        .filter_map(|row| Row::into_values(row).into_iter().next().flatten())
+        .iter()
+        .filter_map(|row| row.text("role").map(str::to_string))
         .collect())
 }
 
@@ -377,28 +377,63 @@ pub(super) fn restore(
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Option<String> {
-        Some(v.to_string())
-    }
+    const PUBLIC: [&str; 2] = ["owner", "acl"];
+    const ITEM: [&str; 4] = ["grantor", "grantee", "privilege", "grantable"];
+    const DEFAULT: [&str; 7] = [
+        "role",
+        "object_type",
+        "acl",
+        "grantor",
+        "grantee",
+        "privilege",
+        "grantable",
+    ];
 
     fn provisioned() -> Inside {
+        let owner = Some("pg_database_owner");
+        let item = |grantee: Option<&str>, privilege: &str| {
+            Row::new(&ITEM, &[owner, grantee, Some(privilege), Some("f")])
+        };
+        let dev = Some("dreichor_dev");
+        let sequences = Some("{rt=rU/dreichor_dev}");
+        let tables = Some("{dreichor_dev=arwdDxt/dreichor_dev,rt=arwd/dreichor_dev}");
+        let default = |kind: &str, acl, grantee, privilege: &str| {
+            Row::new(
+                &DEFAULT,
+                &[
+                    dev,
+                    Some(kind),
+                    acl,
+                    dev,
+                    grantee,
+                    Some(privilege),
+                    Some("f"),
+                ],
+            )
+        };
         let sets = vec![
-            vec![vec![
-                s("pg_database_owner"),
-                s("{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner,rt=U/pg_database_owner}"),
-            ]],
+            vec![Row::new(
+                &PUBLIC,
+                &[
+                    owner,
+                    Some("{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner,rt=U/pg_database_owner}"),
+                ],
+            )],
             vec![
-                vec![s("pg_database_owner"), s("pg_database_owner"), s("USAGE"), s("f")],
-                vec![s("pg_database_owner"), s("pg_database_owner"), s("CREATE"), s("f")],
-                vec![s("pg_database_owner"), None, s("USAGE"), s("f")],
-                vec![s("pg_database_owner"), s("rt"), s("USAGE"), s("f")],
+                item(owner, "USAGE"),
+                item(owner, "CREATE"),
+                item(None, "USAGE"),
+                item(Some("rt"), "USAGE"),
             ],
             vec![
-                vec![s("dreichor_dev"), s("S"), s("{rt=rU/dreichor_dev}"), s("dreichor_dev"), s("rt"), s("SELECT"), s("f")],
-                vec![s("dreichor_dev"), s("S"), s("{rt=rU/dreichor_dev}"), s("dreichor_dev"), s("rt"), s("USAGE"), s("f")],
-                vec![s("dreichor_dev"), s("r"), s("{dreichor_dev=arwdDxt/dreichor_dev,rt=arwd/dreichor_dev}"), s("dreichor_dev"), s("dreichor_dev"), s("INSERT"), s("f")],
-                vec![s("dreichor_dev"), s("r"), s("{dreichor_dev=arwdDxt/dreichor_dev,rt=arwd/dreichor_dev}"), s("dreichor_dev"), s("rt"), s("SELECT"), s("f")],
-                vec![s("dreichor_dev"), s("f"), s("{}"), None, None, None, None],
+                default("S", sequences, Some("rt"), "SELECT"),
+                default("S", sequences, Some("rt"), "USAGE"),
+                default("r", tables, dev, "INSERT"),
+                default("r", tables, Some("rt"), "SELECT"),
+                Row::new(
+                    &DEFAULT,
+                    &[dev, Some("f"), Some("{}"), None, None, None, None],
+                ),
             ],
         ];
         inside_from(&sets)
@@ -406,10 +441,13 @@ mod tests {
 
     fn fresh() -> Inside {
         inside_from(&[
-            vec![vec![
-                s("pg_database_owner"),
-                s("{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner}"),
-            ]],
+            vec![Row::new(
+                &PUBLIC,
+                &[
+                    Some("pg_database_owner"),
+                    Some("{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner}"),
+                ],
+            )],
             vec![],
             vec![],
         ])

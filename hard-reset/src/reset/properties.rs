@@ -117,21 +117,23 @@ impl Recorded {
 /// `datlocale` 17+, `daticurules` 16+) without failing on the others.
 fn record_query(db: &str) -> String {
     format!(
-        "SELECT pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_encoding_to_char(d.encoding), \
-                d.datcollate::text, d.datctype::text, \
-                pg_catalog.to_jsonb(d) ->> 'datlocprovider', \
-                coalesce(pg_catalog.to_jsonb(d) ->> 'datlocale', pg_catalog.to_jsonb(d) ->> 'daticulocale'), \
-                pg_catalog.to_jsonb(d) ->> 'daticurules', \
-                d.datconnlimit, t.spcname, d.datacl::text, \
-                pg_catalog.shobj_description(d.oid, 'pg_database') \
+        "SELECT pg_catalog.pg_get_userbyid(d.datdba) AS owner, \
+                pg_catalog.pg_encoding_to_char(d.encoding) AS encoding, \
+                d.datcollate::text AS lc_collate, d.datctype::text AS lc_ctype, \
+                pg_catalog.to_jsonb(d) ->> 'datlocprovider' AS locale_provider, \
+                coalesce(pg_catalog.to_jsonb(d) ->> 'datlocale', pg_catalog.to_jsonb(d) ->> 'daticulocale') AS locale, \
+                pg_catalog.to_jsonb(d) ->> 'daticurules' AS icu_rules, \
+                d.datconnlimit AS connection_limit, t.spcname AS tablespace, d.datacl::text AS acl, \
+                pg_catalog.shobj_description(d.oid, 'pg_database') AS comment \
          FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t ON t.oid = d.dattablespace \
          WHERE d.datname = {db};\n\
-         SELECT pg_catalog.pg_get_userbyid(a.grantor), \
-                CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END, \
-                a.privilege_type, a.is_grantable \
+         SELECT pg_catalog.pg_get_userbyid(a.grantor) AS grantor, \
+                CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee, \
+                a.privilege_type AS privilege, a.is_grantable AS grantable \
          FROM pg_catalog.pg_database d, pg_catalog.aclexplode(d.datacl) WITH ORDINALITY AS a \
          WHERE d.datname = {db} ORDER BY a.ordinality;\n\
-         SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(s.setrole) END, c.entry \
+         SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(s.setrole) END AS role, \
+                c.entry AS entry \
          FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase, \
               pg_catalog.unnest(s.setconfig) WITH ORDINALITY AS c(entry, n) \
          WHERE d.datname = {db} ORDER BY s.setrole, c.n",
@@ -142,25 +144,19 @@ fn record_query(db: &str) -> String {
 /// Reads the [`Recorded`] properties of `db` in one round trip.
 pub(super) fn record(admin: &mut Client, db: &str) -> Result<Recorded, postgres::Error> {
     let messages = admin.simple_query(&record_query(db))?;
-    // Read by position (the columns of record_query, in order).
-    let sets: Vec<Vec<Vec<Option<String>>>> = result_sets(&messages)
-        .into_iter()
-        .map(|set| set.into_iter().map(Row::into_values).collect())
-        .collect();
-    Ok(recorded_from(db, &sets))
+    Ok(recorded_from(db, &result_sets(&messages)))
 }
 
-/// Groups `aclexplode` rows (grantor, grantee or NULL for PUBLIC, privilege, grantable), in
-/// their order, into one [`Grant`] per `aclitem`: consecutive rows of one item share grantor,
-/// grantee and grant option.
-pub(super) fn grants_from(rows: &[Vec<Option<String>>]) -> Vec<Grant> {
+/// Groups `aclexplode` rows (columns `grantor`, `grantee` or NULL for PUBLIC, `privilege`,
+/// `grantable`), in their order, into one [`Grant`] per `aclitem`: consecutive rows of one
+/// item share grantor, grantee and grant option.
+pub(super) fn grants_from(rows: &[Row]) -> Vec<Grant> {
     let mut grants: Vec<Grant> = Vec::new();
     for row in rows {
-        let get = |i: usize| row.get(i).cloned().flatten();
-        let grantor = get(0).unwrap_or_default();
-        let grantee = get(1);
-        let privilege = get(2).unwrap_or_default();
-        let grantable = get(3).as_deref() == Some("t");
+        let grantor = row.string("grantor");
+        let grantee = row.text("grantee").map(str::to_string);
+        let privilege = row.string("privilege");
+        let grantable = row.bool("grantable");
         match grants.last_mut() {
             Some(last)
                 if last.grantor == grantor
@@ -181,39 +177,38 @@ pub(super) fn grants_from(rows: &[Vec<Option<String>>]) -> Vec<Grant> {
 }
 
 /// Builds a [`Recorded`] from the three result sets of [`record_query`].
-fn recorded_from(db: &str, sets: &[Vec<Vec<Option<String>>>]) -> Recorded {
-    let empty = Vec::new();
-    let main = sets.first().and_then(|s| s.first()).unwrap_or(&empty);
-    let field = |i: usize| main.get(i).cloned().flatten();
-    let acl_text = field(9);
-    let acl = acl_text
-        .as_ref()
-        .map(|_| grants_from(sets.get(1).map(Vec::as_slice).unwrap_or_default()));
-    let settings = sets
-        .get(2)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn recorded_from(db: &str, sets: &[Vec<Row>]) -> Recorded {
+    let set = |i: usize| sets.get(i).map(Vec::as_slice).unwrap_or_default();
+    let none = Row::none();
+    let main = set(0).first().unwrap_or(&none);
+    let field = |column: &str| main.text(column).map(str::to_string);
+    let acl_text = field("acl");
+    let acl = acl_text.as_ref().map(|_| grants_from(set(1)));
+    let settings = set(2)
         .iter()
         .map(|row| Setting {
-            role: row.first().cloned().flatten(),
-            entry: row.get(1).cloned().flatten().unwrap_or_default(),
+            role: row.text("role").map(str::to_string),
+            entry: row.string("entry"),
         })
         .collect();
     Recorded {
         database: db.to_string(),
-        owner: field(0).unwrap_or_default(),
-        encoding: field(1).unwrap_or_default(),
-        collate: field(2).unwrap_or_default(),
-        ctype: field(3).unwrap_or_default(),
-        locale_provider: field(4),
-        locale: field(5),
-        icu_rules: field(6),
-        connection_limit: field(7).and_then(|n| n.parse().ok()).unwrap_or(-1),
-        tablespace: field(8).unwrap_or_else(|| "pg_default".into()),
+        owner: main.string("owner"),
+        encoding: main.string("encoding"),
+        collate: main.string("lc_collate"),
+        ctype: main.string("lc_ctype"),
+        locale_provider: field("locale_provider"),
+        locale: field("locale"),
+        icu_rules: field("icu_rules"),
+        connection_limit: main
+            .i64("connection_limit")
+            .and_then(|n| i32::try_from(n).ok())
+            .unwrap_or(-1),
+        tablespace: field("tablespace").unwrap_or_else(|| "pg_default".into()),
         acl_text,
         acl,
         settings,
-        comment: field(10),
+        comment: field("comment"),
         inside: Inside::default(),
     }
 }
@@ -260,28 +255,51 @@ mod tests {
 
     #[test]
     fn aclexplode_rows_are_grouped_into_one_grant_per_item() {
-        let s = |v: &str| Some(v.to_string());
+        let grant = |grantee: Option<&str>, privilege: &str| {
+            Row::new(
+                &["grantor", "grantee", "privilege", "grantable"],
+                &[Some("dreichor_dev"), grantee, Some(privilege), Some("f")],
+            )
+        };
         let sets = vec![
-            vec![vec![
-                s("dreichor_dev"),
-                s("UTF8"),
-                s("C"),
-                s("C"),
-                s("c"),
-                None,
-                None,
-                s("-1"),
-                s("pg_default"),
-                s("{dreichor_dev=CTc/dreichor_dev,=c/dreichor_dev}"),
-                s("the dev database"),
-            ]],
+            vec![Row::new(
+                &[
+                    "owner",
+                    "encoding",
+                    "lc_collate",
+                    "lc_ctype",
+                    "locale_provider",
+                    "locale",
+                    "icu_rules",
+                    "connection_limit",
+                    "tablespace",
+                    "acl",
+                    "comment",
+                ],
+                &[
+                    Some("dreichor_dev"),
+                    Some("UTF8"),
+                    Some("C"),
+                    Some("C"),
+                    Some("c"),
+                    None,
+                    None,
+                    Some("-1"),
+                    Some("pg_default"),
+                    Some("{dreichor_dev=CTc/dreichor_dev,=c/dreichor_dev}"),
+                    Some("the dev database"),
+                ],
+            )],
             vec![
-                vec![s("dreichor_dev"), s("dreichor_dev"), s("CREATE"), s("f")],
-                vec![s("dreichor_dev"), s("dreichor_dev"), s("TEMPORARY"), s("f")],
-                vec![s("dreichor_dev"), s("dreichor_dev"), s("CONNECT"), s("f")],
-                vec![s("dreichor_dev"), None, s("CONNECT"), s("f")],
+                grant(Some("dreichor_dev"), "CREATE"),
+                grant(Some("dreichor_dev"), "TEMPORARY"),
+                grant(Some("dreichor_dev"), "CONNECT"),
+                grant(None, "CONNECT"),
             ],
-            vec![vec![None, s("search_path=\"$user\", public")]],
+            vec![Row::new(
+                &["role", "entry"],
+                &[None, Some("search_path=\"$user\", public")],
+            )],
         ];
         let r = recorded_from("dreichor_dev", &sets);
         assert_eq!(r.acl.as_ref().unwrap().len(), 2);
