@@ -64,11 +64,6 @@ impl Row {
     pub fn i64(&self, column: &str) -> Option<i64> {
         self.text(column).and_then(|v| v.parse().ok())
     }
-
-    /// The values in column order, for code that takes the whole row.
-    pub fn into_values(self) -> Vec<Option<String>> {
-        self.values
-    }
 }
 
 impl Default for Row {
