@@ -24,6 +24,7 @@ use std::fmt;
 use postgres::Client;
 
 use crate::reset::properties::grants_from;
+use crate::reset::recreate::{grant_clause, replay_acl};
 use crate::reset::{quote_ident, Grant, Request, APPLICATION, CONNECT_TIMEOUT};
 use common::connect;
 use common::error::Error;
@@ -155,23 +156,6 @@ fn inside_from(sets: &[Vec<Row>]) -> Inside {
     Inside { public, defaults }
 }
 
-/// `GRANT ...` of one item, with `WITH GRANT OPTION` when it has one.
-fn grant_clause(grant: &Grant, on: &str) -> String {
-    let grantee = grant
-        .grantee
-        .as_deref()
-        .map_or("PUBLIC".to_string(), quote_ident);
-    let option = if grant.grantable {
-        " WITH GRANT OPTION"
-    } else {
-        ""
-    };
-    format!(
-        "GRANT {} ON {on} TO {grantee}{option}",
-        grant.privileges.join(", ")
-    )
-}
-
 impl Inside {
     /// The statements that turn `now` (the new database, as read by [`record`]; an empty
     /// [`Inside`] when it could not be read) into `self`: nothing for what is already the
@@ -187,21 +171,7 @@ impl Inside {
                 ));
             }
             if have.map(|h| &h.acl_text) != Some(&want.acl_text) && want.acl_text.is_some() {
-                out.push("REVOKE ALL ON SCHEMA public FROM PUBLIC".into());
-                out.push(format!(
-                    "REVOKE ALL ON SCHEMA public FROM {}",
-                    quote_ident(&want.owner)
-                ));
-                for grant in &want.acl {
-                    let statement = grant_clause(grant, "SCHEMA public");
-                    if grant.grantor == want.owner {
-                        out.push(statement);
-                    } else {
-                        out.push(format!("SET ROLE {}", quote_ident(&grant.grantor)));
-                        out.push(statement);
-                        out.push("RESET ROLE".into());
-                    }
-                }
+                out.extend(replay_acl("SCHEMA public", &want.owner, &want.acl));
             }
         }
         for want in &self.defaults {

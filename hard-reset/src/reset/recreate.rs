@@ -7,7 +7,7 @@
 //! literals ([`common::connect::literal`]): role names come from the catalogue, and settings
 //! hold arbitrary text.
 
-use crate::reset::{Recorded, Setting};
+use crate::reset::{Grant, Recorded, Setting};
 use common::connect::literal;
 
 /// Settings whose stored value is a list of identifiers quoted like `"$user", public`: they
@@ -28,6 +28,46 @@ const GUC_LIST_QUOTE: &[&str] = &[
 /// catalogue and may need it.
 pub fn quote_ident(name: &str) -> String {
     common::connect::identifier(name)
+}
+
+/// `GRANT <privileges> ON <on> TO <grantee> [WITH GRANT OPTION]` for one `aclitem`.
+pub(super) fn grant_clause(grant: &Grant, on: &str) -> String {
+    let grantee = grant
+        .grantee
+        .as_deref()
+        .map_or("PUBLIC".to_string(), quote_ident);
+    let option = if grant.grantable {
+        " WITH GRANT OPTION"
+    } else {
+        ""
+    };
+    format!(
+        "GRANT {} ON {on} TO {grantee}{option}",
+        grant.privileges.join(", ")
+    )
+}
+
+/// The statements that give `on` (`DATABASE "x"`, `SCHEMA public`) exactly the privileges
+/// `acl` of an object owned by `owner`: every default entry is revoked (from PUBLIC and from
+/// the owner), then each item is granted again in its original order, by its original
+/// grantor (`SET ROLE`), which rebuilds the same `aclitem[]`. Granted by a superuser or a
+/// member of the owner, a privilege is recorded as granted by the owner.
+pub(super) fn replay_acl(on: &str, owner: &str, acl: &[Grant]) -> Vec<String> {
+    let mut out = vec![
+        format!("REVOKE ALL ON {on} FROM PUBLIC"),
+        format!("REVOKE ALL ON {on} FROM {}", quote_ident(owner)),
+    ];
+    for grant in acl {
+        let statement = grant_clause(grant, on);
+        if grant.grantor == owner {
+            out.push(statement);
+        } else {
+            out.push(format!("SET ROLE {}", quote_ident(&grant.grantor)));
+            out.push(statement);
+            out.push("RESET ROLE".into());
+        }
+    }
+    out
 }
 
 impl Recorded {
@@ -84,35 +124,7 @@ impl Recorded {
         let db = quote_ident(&self.database);
         let mut out = Vec::new();
         if let Some(acl) = &self.acl {
-            out.push(format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"));
-            out.push(format!(
-                "REVOKE ALL ON DATABASE {db} FROM {}",
-                quote_ident(&self.owner)
-            ));
-            for grant in acl {
-                let grantee = grant
-                    .grantee
-                    .as_deref()
-                    .map_or("PUBLIC".to_string(), quote_ident);
-                let option = if grant.grantable {
-                    " WITH GRANT OPTION"
-                } else {
-                    ""
-                };
-                let statement = format!(
-                    "GRANT {} ON DATABASE {db} TO {grantee}{option}",
-                    grant.privileges.join(", ")
-                );
-                if grant.grantor == self.owner {
-                    // Granted by a superuser or a member of the owner, a privilege is recorded
-                    // as granted by the owner.
-                    out.push(statement);
-                } else {
-                    out.push(format!("SET ROLE {}", quote_ident(&grant.grantor)));
-                    out.push(statement);
-                    out.push("RESET ROLE".into());
-                }
-            }
+            out.extend(replay_acl(&format!("DATABASE {db}"), &self.owner, acl));
         }
         for setting in &self.settings {
             if let Some(statement) = setting_statement(&self.database, setting) {
