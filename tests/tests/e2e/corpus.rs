@@ -7,9 +7,9 @@
 //! non-superuser owner. The oracle is psql, the tool those files were written for: both
 //! databases must end with the same schema, byte for byte in `pg_dump --schema-only`.
 //!
-//! The corpus lives outside the repository. When it is missing the test says so and passes,
-//! except under CI (`CI` set), where a test that silently tested nothing would be a green run
-//! that proved nothing (dbmate's counter-example in STYLE.md): there it fails.
+//! The corpus lives outside the repository. When it is missing the test fails, naming the
+//! path: a test that silently tested nothing would be a green run that proved nothing
+//! (dbmate's counter-example in STYLE.md).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
