@@ -129,6 +129,14 @@ rul AS (
     FROM pg_catalog.pg_rewrite ru JOIN rel ON rel.oid = ru.ev_class
     WHERE ru.rulename <> '_RETURN'
 ),
+-- The parents of each table that inherits (a partition's parent is rendered as PARTITION OF):
+-- one ordered aggregate per child, rather than one per relation (each is a sort).
+inh AS (
+    SELECT h.inhrelid AS child,
+           pg_catalog.string_agg(h.inhparent::pg_catalog.regclass::text, ', ' ORDER BY h.inhseqno) AS parents
+    FROM pg_catalog.pg_inherits h
+    GROUP BY h.inhrelid
+),
 -- Every object that can have an owner, privileges or a comment: (class, oid, subid, label).
 obj AS (
     SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass AS classid, ns.oid AS objid, 0 AS subid,
@@ -198,8 +206,7 @@ SELECT rel.kind, '', rel.name, 0, pg_catalog.ltrim(
        || CASE WHEN rel.relispartition
                THEN ' PARTITION OF ' || (SELECT h.inhparent::pg_catalog.regclass::text FROM pg_catalog.pg_inherits h WHERE h.inhrelid = rel.oid)
                     || ' ' || pg_catalog.pg_get_expr(rel.relpartbound, rel.oid)
-               ELSE coalesce(' INHERITS (' || (SELECT pg_catalog.string_agg(h.inhparent::pg_catalog.regclass::text, ', ' ORDER BY h.inhseqno)
-                                               FROM pg_catalog.pg_inherits h WHERE h.inhrelid = rel.oid) || ')', '') END
+               ELSE coalesce(' INHERITS (' || inh.parents || ')', '') END
        || CASE WHEN rel.relkind IN ('r', 'p', 'm') AND rel.relam IS NOT NULL AND rel.relam <> 0
                     AND (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = rel.relam) <> 'heap'
                THEN ' USING ' || (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = rel.relam) ELSE '' END
@@ -210,7 +217,7 @@ SELECT rel.kind, '', rel.name, 0, pg_catalog.ltrim(
             CASE rel.relreplident WHEN 'n' THEN ' REPLICA IDENTITY NOTHING' WHEN 'f' THEN ' REPLICA IDENTITY FULL'
                                   WHEN 'i' THEN ' REPLICA IDENTITY USING INDEX' ELSE '' END
           ELSE '' END)
-FROM rel
+FROM rel LEFT JOIN inh ON inh.child = rel.oid AND NOT rel.relispartition
 UNION ALL
 SELECT 'column', col.parent, col.name, col.attnum, col.definition FROM col
 UNION ALL
@@ -273,10 +280,16 @@ SELECT 'owner', '', obj.label, 0, pg_catalog.quote_ident(pg_catalog.pg_get_userb
 FROM obj WHERE obj.owner IS NOT NULL
 UNION ALL
 SELECT 'privileges', '', obj.label, 0,
-       (SELECT pg_catalog.string_agg(x::text, ', ' ORDER BY x::text) FROM pg_catalog.unnest(obj.acl) AS x)
+       CASE WHEN pg_catalog.cardinality(obj.acl) = 1 THEN obj.acl[1]::text
+            ELSE (SELECT pg_catalog.string_agg(x::text, ', ' ORDER BY x::text) FROM pg_catalog.unnest(obj.acl) AS x) END
 FROM obj WHERE obj.acl IS NOT NULL
 UNION ALL
-SELECT 'comment', '', obj.label, 0, de.description
-FROM obj CROSS JOIN LATERAL (
-    SELECT d.description FROM pg_catalog.pg_description d
-    WHERE d.objoid = obj.objid AND d.classoid = obj.classid AND d.objsubid = obj.subid) de
+SELECT 'comment', '', cm.label, 0, cm.description
+FROM (SELECT obj.label,
+             (SELECT d.description FROM pg_catalog.pg_description d
+              WHERE d.objoid = obj.objid AND d.classoid = obj.classid AND d.objsubid = obj.subid) AS description
+      FROM obj
+      -- OFFSET 0 keeps this subquery from being flattened into the outer WHERE, which would
+      -- look each comment up twice.
+      OFFSET 0) cm
+WHERE cm.description IS NOT NULL
