@@ -242,6 +242,13 @@ impl Hold {
         }
     }
 
+    /// The lock's session, for the tools' own read-only queries while the run holds the lock
+    /// (half of the schema snapshot, [`crate::snapshot::store::record`]): never a line of a
+    /// migration file, and nothing that takes or releases a lock, so the key stays held.
+    pub fn session_for_reading(&mut self) -> &mut Client {
+        &mut self.session
+    }
+
     /// Releases the lock and ends its session (the end of the session alone would release it).
     pub fn release(mut self) {
         let _ = self

@@ -196,7 +196,7 @@ pub fn migrate(
     // reports the pending file, not their objects, as the problem. Only under the lock.
     if !summary.applied.is_empty() || (first_snapshot && outcome.is_ok()) {
         if !client.is_closed() && hold.verify().is_ok() {
-            match record_snapshot(&mut client, url, &summary, progress) {
+            match record_snapshot(&mut client, &mut hold, url, &summary, progress) {
                 Ok(digest) => summary.snapshot = Some(digest),
                 Err(e) if outcome.is_err() => progress(&format!("warning: {e}")),
                 Err(e) => return Err(e),
@@ -356,6 +356,7 @@ fn snapshot_before(
 /// its digest.
 fn record_snapshot(
     client: &mut Client,
+    hold: &mut lock::Hold,
     url: &DbUrl,
     summary: &Summary,
     progress: &mut dyn FnMut(&str),
@@ -370,7 +371,7 @@ fn record_snapshot(
         ),
     };
     let started = std::time::Instant::now();
-    let recorded = snapshots::record(client, &reason, None)
+    let recorded = snapshots::record(client, Some(hold.session_for_reading()), &reason, None)
         .map_err(|e| failed(url, "recording the schema snapshot", &e))?;
     progress(&format!(
         "recorded the schema snapshot ({} entries, digest {}) in {}",

@@ -82,7 +82,7 @@ pub fn accept(
     // The migration lock, in a session of its own as `migrate` takes it: no run may change
     // the schema between the comparison shown and the snapshot recorded.
     let lock_session = connect::open(url, env, lock::APPLICATION, timeout)?;
-    let hold = match lock::acquire(lock_session, Duration::ZERO, |_| {})
+    let mut hold = match lock::acquire(lock_session, Duration::ZERO, |_| {})
         .map_err(|e| failed(url, "taking the migration lock", &e))?
     {
         Acquired::Yes(hold) => hold,
@@ -131,8 +131,13 @@ pub fn accept(
         } => (Some(recorded), drift),
     };
     confirm(&accepted)?;
-    let recorded = store::record(&mut client, reason, operator)
-        .map_err(|e| failed(url, "recording the schema snapshot", &e))?;
+    let recorded = store::record(
+        &mut client,
+        Some(hold.session_for_reading()),
+        reason,
+        operator,
+    )
+    .map_err(|e| failed(url, "recording the schema snapshot", &e))?;
     hold.release();
     Ok(Accepted {
         database: env.database().to_string(),

@@ -1,21 +1,51 @@
-//! Capturing the live schema: the catalog query ([`CAPTURE`], in `capture.sql`), its
-//! canonical order, and the digest.
+//! Capturing the live schema: the catalog query (`capture_ctes.sql` with
+//! `capture_relations.sql` and `capture_others.sql`), its canonical order, its JSON and the
+//! digest.
 //!
 //! One entry per object or aspect of an object: `(kind, parent, name, definition)`. `parent`
 //! is the table (or domain) that a column, constraint, trigger, policy or rule belongs to, and
 //! empty for everything else. Names are rendered with `search_path` pinned to
 //! `pg_catalog, pg_temp`, so that everything outside `pg_catalog` is schema-qualified and no
-//! name depends on the session. Entries are ordered by kind, parent and name in the "C"
-//! collation (byte order: no locale decides), columns within their table by position.
+//! name depends on the session. Entries are ordered by kind, parent and name in byte order
+//! (PostgreSQL's "C" collation: no locale decides), columns within their table by position.
 //!
 //! The digest is the lowercase hex SHA-256 of the JSON array of all entries
-//! (`[[kind, parent, name, definition], ...]`) as `json_agg` writes it. The server computes
-//! it, so the gate needs no entries on the wire to prove that nothing changed.
+//! (`[[kind, parent, name, definition], ...]`), written as PostgreSQL's
+//! `json_agg(json_build_array(...))` writes it (`", "` between items, `escape_json`'s
+//! escapes), so that a digest is the same whichever side computes it. The tools compute it:
+//! the server only renders the rows. The query comes in two halves so that `migrate` can run
+//! them at once on its two sessions ([`PARTS`]); the gate runs them as one query
+//! ([`WHOLE`]).
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-/// The catalog query: rows `(kind, parent, name, pos, definition)`, unordered.
-pub const CAPTURE: &str = include_str!("capture.sql");
+use crate::rows::Row;
+
+/// The `WITH` clause every part shares: the objects, filtered (extension members, the tools'
+/// own tables and system schemas left out).
+macro_rules! ctes {
+    () => {
+        include_str!("capture_ctes.sql")
+    };
+}
+
+/// The two halves of the capture, each one query of rows `(kind, parent, name, pos,
+/// definition)`, unordered: schemas, relations and their members; functions, types,
+/// extensions, default privileges and every object's owner, privileges and comment. About
+/// the same cost each.
+pub const PARTS: [&str; 2] = [
+    concat!(ctes!(), include_str!("capture_relations.sql")),
+    concat!(ctes!(), include_str!("capture_others.sql")),
+];
+
+/// The whole capture as one query.
+pub const WHOLE: &str = concat!(
+    ctes!(),
+    include_str!("capture_relations.sql"),
+    "UNION ALL\n",
+    include_str!("capture_others.sql")
+);
 
 /// One object, or one aspect of an object (its owner, privileges, comment).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,38 +73,70 @@ impl Entry {
     }
 }
 
-/// The canonical order of the entries.
-const ORDER: &str = r#"ORDER BY kind COLLATE "C", parent COLLATE "C", pos, name COLLATE "C""#;
-
-/// The SQL expression (over the rows of [`CAPTURE`] named `e`) of the entries' JSON array,
-/// in canonical order; NULL when there are none.
-pub fn entries_json() -> String {
-    format!(
-        "pg_catalog.json_agg(pg_catalog.json_build_array(kind, parent, name, definition) {ORDER})"
-    )
+/// The entries of the rows of one or more capture queries ([`PARTS`], [`WHOLE`]), in the
+/// canonical order: kind, parent, position (a column's), name, each text compared byte by
+/// byte as the "C" collation does. The definition breaks ties, which the catalog's own unique
+/// names should never leave.
+pub fn entries_from_rows<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Entry> {
+    let mut keyed: Vec<(i64, Entry)> = rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.i64("pos").unwrap_or(0),
+                Entry {
+                    kind: row.string("kind"),
+                    parent: row.string("parent"),
+                    name: row.string("name"),
+                    definition: row.string("definition"),
+                },
+            )
+        })
+        .collect();
+    keyed.sort_by(|(pa, a), (pb, b)| {
+        (
+            a.kind.as_bytes(),
+            a.parent.as_bytes(),
+            pa,
+            a.name.as_bytes(),
+            a.definition.as_bytes(),
+        )
+            .cmp(&(
+                b.kind.as_bytes(),
+                b.parent.as_bytes(),
+                pb,
+                b.name.as_bytes(),
+                b.definition.as_bytes(),
+            ))
+    });
+    keyed.into_iter().map(|(_, entry)| entry).collect()
 }
 
-/// The SQL expression of the digest of a JSON array expression `json` (see the module doc).
-pub fn digest_of(json: &str) -> String {
-    format!(
-        "pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(coalesce(({json})::text, '[]'), 'UTF8')), 'hex')"
-    )
+/// The entries as the JSON array that is stored and hashed: `[["kind", "parent", "name",
+/// "definition"], ...]`, byte for byte what PostgreSQL's `json_agg(json_build_array(kind,
+/// parent, name, definition))` writes (items separated by `", "`; strings escaped as its
+/// `escape_json` does, which is what `serde_json` does: `\"`, `\\`, `\b`, `\f`, `\n`,
+/// `\r`, `\t`, other control characters as `\u00xx`, everything else as is).
+pub fn to_json(entries: &[Entry]) -> String {
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let items: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "[{}, {}, {}, {}]",
+                string(&e.kind),
+                string(&e.parent),
+                string(&e.name),
+                string(&e.definition)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
 }
 
-/// One row, one column: the live digest. Needs `search_path` pinned.
-pub fn live_digest_query() -> String {
-    format!(
-        "SELECT {} AS digest FROM (\n{CAPTURE}\n) e",
-        digest_of(&entries_json())
-    )
-}
-
-/// One row, one column: the live entries as a JSON array. Needs `search_path` pinned.
-pub fn live_entries_query() -> String {
-    format!(
-        "SELECT coalesce({}::text, '[]') AS entries FROM (\n{CAPTURE}\n) e",
-        entries_json()
-    )
+/// The digest of a JSON array of entries ([`to_json`]): lowercase hex SHA-256 of its UTF-8
+/// bytes.
+pub fn digest(json: &str) -> String {
+    crate::migrations::hex(&Sha256::digest(json.as_bytes()))
 }
 
 /// Parses a JSON array of `[kind, parent, name, definition]` arrays (live or recorded).
@@ -118,19 +180,82 @@ mod tests {
             "pg_class",
         ] {
             assert!(
-                !CAPTURE.contains(&format!(" {word}(")) && !CAPTURE.contains(&format!(" {word} ")),
+                !WHOLE.contains(&format!(" {word}(")) && !WHOLE.contains(&format!(" {word} ")),
                 "{word} without pg_catalog."
             );
         }
-        assert!(live_digest_query().contains("pg_catalog.sha256"));
     }
 
     #[test]
     fn the_tools_own_tables_are_left_out() {
         for table in crate::tracking::TOOLS_TABLES.iter() {
             let named = format!("pg_catalog.to_regclass('{table}')");
-            assert_eq!(CAPTURE.matches(&named).count(), 3, "{table}");
+            for query in PARTS.iter().chain([&WHOLE]) {
+                assert_eq!(query.matches(&named).count(), 3, "{table}");
+            }
         }
+    }
+
+    fn row(kind: &str, parent: &str, name: &str, pos: i64, definition: &str) -> Row {
+        let pos = pos.to_string();
+        Row::new(
+            &["kind", "parent", "name", "pos", "definition"],
+            &[
+                Some(kind),
+                Some(parent),
+                Some(name),
+                Some(&pos),
+                Some(definition),
+            ],
+        )
+    }
+
+    #[test]
+    fn entries_are_ordered_as_the_c_collation_orders_text_and_columns_by_position() {
+        let rows = [
+            row("table", "", "public.b", 0, ""),
+            row("column", "public.t", "z", 10, "text"),
+            row("column", "public.t", "a", 2, "int"),
+            row("table", "", "public.B", 0, ""),
+            row("table", "", "public.é", 0, ""),
+            row("column", "public.T", "x", 1, "int"),
+        ];
+        let names: Vec<String> = entries_from_rows(&rows).iter().map(Entry::object).collect();
+        assert_eq!(
+            names,
+            [
+                "public.T.x",
+                "public.t.a",
+                "public.t.z",
+                "public.B",
+                "public.b",
+                "public.é"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_json_is_written_as_postgresql_writes_json_agg_of_json_build_array() {
+        // escape_json: quote, backslash and the five short escapes; other control characters
+        // as \u00xx in lowercase; DEL, '/' and non-ASCII as they are.
+        let entries = entries_from_rows(&[
+            row(
+                "comment",
+                "",
+                "table public.\"q\"",
+                0,
+                "a \\ b\n\t\u{1}\u{1f}\u{8}\u{c}\r é / \u{7f}",
+            ),
+            row("schema", "", "public", 0, ""),
+        ]);
+        let expected = "[[\"comment\", \"\", \"table public.\\\"q\\\"\", \"a \\\\ b\\n\\t\\u0001\\u001f\\b\\f\\r é / \u{7f}\"], [\"schema\", \"\", \"public\", \"\"]]";
+        assert_eq!(to_json(&entries), expected);
+        assert_eq!(to_json(&[]), "[]");
+        // sha256 of the UTF-8 bytes, lowercase hex.
+        assert_eq!(
+            digest("[]"),
+            "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! - [`capture`]: the catalog query that renders every object with the server's own deparse
 //!   functions (`format_type`, `pg_get_expr`, `pg_get_indexdef`, `pg_get_functiondef`, ...),
-//!   its canonical order, and the SHA-256 digest of the whole;
+//!   the entries' canonical order and JSON, and the SHA-256 digest of the whole;
 //! - [`store`]: the table `public.dreichor_schema_snapshot` that holds the snapshots;
 //! - [`accept`]: `migrate snapshot --reason TEXT`, the audited way to accept the live schema;
 //! - [`diff`]: what changed between the recorded entries and the live ones, each difference
@@ -18,9 +18,14 @@
 //!    a hash of the row versions of the catalog rows that describe user objects, recorded
 //!    with the snapshot. No deparsing: about a tenth of the rendered snapshot's cost. Equal:
 //!    nothing changed. It differs after a restore or VACUUM FULL without any drift;
-//! 2. the digest of the rendered entries, computed by the server: equal digests prove equal
-//!    entry lists (the digest hashes the canonical JSON of every entry, in order);
-//! 3. the entries, recorded and live, diffed object by object: the drift.
+//! 2. the digest of the rendered entries: the server renders them ([`capture::WHOLE`], one
+//!    read-only round trip), the tool orders them, writes their canonical JSON and hashes it;
+//!    equal digests prove equal entry lists;
+//! 3. the recorded entries, read only now, diffed object by object with the live ones: the
+//!    drift.
+//!
+//! `migrate` records a snapshot with the capture split in two halves run at once on its two
+//! sessions ([`store::record`]).
 
 pub mod accept;
 pub mod capture;

@@ -7,7 +7,7 @@
 
 use postgres::Client;
 
-use super::capture::{self, CAPTURE};
+use super::capture::{self, Entry, PARTS, WHOLE};
 use super::diff::{diff, Drift};
 use super::FINGERPRINT;
 use crate::pinned::{pinned, pinned_read_only, run_pinned};
@@ -55,8 +55,9 @@ pub enum Proof {
 }
 
 /// Finishes a comparison from the row of [`gate_query`] (`None`: no snapshot): equal
-/// fingerprints end it; otherwise the live digest is computed, and only when it differs are
-/// the entries read and diffed. Each further step is one read-only round trip.
+/// fingerprints end it; otherwise the live schema is captured ([`WHOLE`], one read-only round
+/// trip) and its digest compared, and only when that differs are the recorded entries read
+/// (one more) and diffed.
 pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison, postgres::Error> {
     let Some(row) = gate_row else {
         return Ok(Comparison::NoSnapshot);
@@ -69,20 +70,22 @@ pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison,
             proof: Proof::Fingerprint,
         });
     }
-    let messages = run_pinned(client, &pinned_read_only(&capture::live_digest_query()))?;
-    let live = rows(&messages)
-        .first()
-        .map(|r| r.string("digest"))
-        .unwrap_or_default();
+    let live_entries = capture_live(client)?;
+    let live = capture::digest(&capture::to_json(&live_entries));
     if live == recorded {
         return Ok(Comparison::Same {
             digest: live,
             proof: Proof::Digest,
         });
     }
-    let messages = run_pinned(client, &pinned_read_only(&entries_query()))?;
-    let mut drift =
-        drift_from(&result_sets(&messages)).unwrap_or_else(|why| vec![Drift::unreadable(&why)]);
+    let messages = run_pinned(client, &pinned_read_only(RECORDED_ENTRIES))?;
+    let recorded_json = rows(&messages)
+        .first()
+        .and_then(|r| r.text("entries").map(str::to_string))
+        .unwrap_or_else(|| "[]".to_string());
+    let mut drift = capture::parse_entries(&recorded_json)
+        .map(|recorded_entries| diff(&recorded_entries, &live_entries))
+        .unwrap_or_else(|why| vec![Drift::unreadable(&why)]);
     if drift.is_empty() {
         // Equal entries under unequal digests: the recorded row was altered. Say so rather
         // than pass.
@@ -97,29 +100,15 @@ pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison,
     })
 }
 
-/// On a digest mismatch: the recorded entries, then the live ones (two result sets, one
-/// round trip). Needs `search_path` pinned.
-pub fn entries_query() -> String {
-    format!(
-        "SELECT entries::text AS entries FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1;\n{}",
-        capture::live_entries_query()
-    )
-}
+/// The newest snapshot's entries (JSON text). Needs `search_path` pinned.
+const RECORDED_ENTRIES: &str =
+    "SELECT entries::text AS entries FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1";
 
-/// The JSON array in the first cell of result set `i`; `[]` when there is none.
-fn json_cell(sets: &[Vec<Row>], i: usize) -> String {
-    sets.get(i)
-        .and_then(|s| s.first())
-        .and_then(|r| r.text("entries"))
-        .unwrap_or("[]")
-        .to_string()
-}
-
-/// Diffs the two result sets of [`entries_query`].
-pub fn drift_from(sets: &[Vec<Row>]) -> Result<Vec<Drift>, String> {
-    let recorded = capture::parse_entries(&json_cell(sets, 0))?;
-    let live = capture::parse_entries(&json_cell(sets, 1))?;
-    Ok(diff(&recorded, &live))
+/// The live schema's entries, in canonical order: the whole capture in one read-only round
+/// trip.
+pub fn capture_live(client: &mut Client) -> Result<Vec<Entry>, postgres::Error> {
+    let messages = run_pinned(client, &pinned_read_only(WHOLE))?;
+    Ok(capture::entries_from_rows(&rows(&messages)))
 }
 
 /// Creates the table when missing; says whether it did. The caller holds the migration lock.
@@ -148,27 +137,72 @@ pub struct Recorded {
 const LZ4_FOR_THIS_TRANSACTION: &str = "SELECT pg_catalog.set_config('default_toast_compression', 'lz4', true) \
      FROM pg_catalog.pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)";
 
-/// Records a snapshot of the live schema, computed and stored by the server in one
-/// statement (the entries never travel). `reason` says why (`migrate applied 3 files`, or
+/// Records a snapshot of the live schema. `reason` says why (`migrate applied 3 files`, or
 /// the operator's text), `operator` who at the terminal, for the audited command.
+///
+/// The capture's two halves ([`PARTS`]) run at once when a second session is given (the
+/// migration lock's, which is otherwise idle: rendering the schema is the snapshot's main
+/// cost, and the server runs each session on its own core), the first half together with the
+/// catalog fingerprint; the entries are then ordered, written and hashed here
+/// ([`capture::to_json`], [`capture::digest`]) and stored in one statement. Both sessions
+/// read after the run's last commit, under the migration lock.
+/// # Errors
+/// A failed query on either session.
 pub fn record(
     client: &mut Client,
+    second: Option<&mut Client>,
     reason: &str,
     operator: Option<&str>,
 ) -> Result<Recorded, postgres::Error> {
+    // The first half on the run's session, whose catalog caches the run has warmed, with the
+    // fingerprint; the second on the lock's session, cold: about the same time each.
+    let first_half = pinned_read_only(&format!(
+        "{};\nSELECT ({FINGERPRINT}) AS fingerprint",
+        PARTS[0]
+    ));
+    let second_half = pinned_read_only(PARTS[1]);
+    let (first, second) = match second {
+        Some(session) => std::thread::scope(|scope| {
+            let other = scope.spawn(|| run_pinned(session, &second_half));
+            let first = run_pinned(client, &first_half);
+            let second = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (first, second)
+        }),
+        None => {
+            let first = run_pinned(client, &first_half);
+            (first, run_pinned(client, &second_half))
+        }
+    };
+    let (first, second) = (first?, second?);
+    let mut first_sets = result_sets(&first);
+    let fingerprint = first_sets
+        .pop()
+        .and_then(|set| set.into_iter().next())
+        .map(|row| row.string("fingerprint"))
+        .unwrap_or_default();
+    let second_rows = rows(&second);
+    let entries = capture::entries_from_rows(first_sets.iter().flatten().chain(&second_rows));
+    let json = capture::to_json(&entries);
+    let digest = capture::digest(&json);
     let sql = format!(
         "{LZ4_FOR_THIS_TRANSACTION};
          INSERT INTO public.dreichor_schema_snapshot (operator, reason, previous_digest, digest, fingerprint, entries)
-         SELECT {}, {}, ({LATEST_DIGEST}), {}, ({FINGERPRINT}), coalesce(x.j::jsonb, '[]'::jsonb)
-         FROM (SELECT {} AS j FROM (\n{CAPTURE}\n) e) x
+         SELECT {}, {}, ({LATEST_DIGEST}), {}, {}, {}::jsonb
          RETURNING previous_digest, digest, pg_catalog.jsonb_array_length(entries) AS entries",
         operator.map_or("NULL".to_string(), literal),
         literal(reason),
-        capture::digest_of("x.j"),
-        capture::entries_json(),
+        literal(&digest),
+        literal(&fingerprint),
+        literal(&json),
     );
     let messages = run_pinned(client, &pinned(&sql))?;
-    let row = rows(&messages).into_iter().next().unwrap_or_default();
+    // The last result: the first is the compression setting's.
+    let row = result_sets(&messages)
+        .pop()
+        .and_then(|set| set.into_iter().next())
+        .unwrap_or_default();
     Ok(Recorded {
         previous_digest: row.text("previous_digest").map(str::to_string),
         digest: row.string("digest"),

@@ -485,3 +485,37 @@ fn the_crates_io_corpus_has_no_false_drift() {
         truncate: "TRUNCATE public.crates CASCADE",
     });
 }
+
+/// The digest `migrate` records is computed by the tool from the entries in canonical order;
+/// it must be, byte for byte, what the server computes with
+/// `json_agg(json_build_array(...) ORDER BY ...)` over the same capture, whatever the names
+/// and definitions hold: quotes, backslashes, control characters, non-ASCII text, mixed case.
+/// The same digest for the same schema, whichever side computes it.
+#[test]
+fn the_recorded_digest_is_the_servers_json_agg_digest_of_the_capture() {
+    let p = migrated_project();
+    p.write(
+        "002_awkward_names.sql",
+        r#"CREATE TABLE public."Quoted ""name"" é" ("tab	column" int, "back\slash" text DEFAULT E'line\nbreak \\ "q" \x01 / é');
+COMMENT ON TABLE public."Quoted ""name"" é" IS E'control \x1f and \x7f, tab\t, unicode \u00e9\u4e2d';
+CREATE TABLE public.a_lower (x int);
+CREATE TABLE public."A_upper" (x int);
+"#,
+    );
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    let recorded =
+        p.scalar("SELECT digest FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1");
+    let server = p.scalar(&format!(
+        "SET search_path = pg_catalog, pg_temp;
+         SELECT encode(sha256(convert_to(coalesce(json_agg(json_build_array(kind, parent, name, definition)
+                ORDER BY kind COLLATE \"C\", parent COLLATE \"C\", pos, name COLLATE \"C\")::text, '[]'), 'UTF8')), 'hex')
+         FROM ({}) e",
+        common::snapshot::capture::WHOLE
+    ));
+    assert!(recorded.is_some(), "no snapshot recorded");
+    assert_eq!(
+        recorded, server,
+        "the tool's digest and the server's differ"
+    );
+    assert_no_drift(&p, "migrate with awkward names");
+}
