@@ -54,3 +54,5 @@ UNION ALL
 SELECT 'policy', pol.parent, pol.name, 0, pol.definition FROM pol
 UNION ALL
 SELECT 'rule', rul.parent, rul.name, 0, rul.definition FROM rul
+UNION ALL
+SELECT 'statistics', '', st.name, 0, st.definition FROM st

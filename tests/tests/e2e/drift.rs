@@ -42,6 +42,8 @@ CREATE TRIGGER invoice_touch BEFORE UPDATE ON public.invoice FOR EACH ROW EXECUT
 CREATE TABLE public.event (at timestamptz NOT NULL, what text) PARTITION BY RANGE (at);
 CREATE TABLE public.event_2026 PARTITION OF public.event FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE public.event_2027 (at timestamptz NOT NULL, what text);
+CREATE STATISTICS public.invoice_customer_state (dependencies) ON customer, state FROM public.invoice;
+ALTER TABLE public.invoice ALTER COLUMN customer SET STATISTICS 500, ALTER COLUMN customer SET STORAGE MAIN;
 GRANT SELECT (customer) ON public.invoice TO drift_reader;
 COMMENT ON TABLE public.invoice IS 'Invoices';
 INSERT INTO public.customer VALUES ('acme');
@@ -168,6 +170,20 @@ const CASES: &[Case] = &[
            expect: ("owner", "table public.customer", "changed"), text: "owner of table public.customer: changed" },
     Case { name: "extension added", sql: "CREATE EXTENSION citext",
            expect: ("extension", "citext", "added"), text: "drift: extension citext added outside migrations" },
+    Case { name: "statistics object added", sql: "CREATE STATISTICS public.invoice_amount_due (ndistinct) ON amount, due FROM public.invoice",
+           expect: ("statistics", "public.invoice_amount_due", "added"), text: "drift: statistics public.invoice_amount_due added outside migrations" },
+    Case { name: "statistics object dropped", sql: "DROP STATISTICS public.invoice_customer_state",
+           expect: ("statistics", "public.invoice_customer_state", "dropped"), text: "statistics public.invoice_customer_state: dropped" },
+    Case { name: "statistics object's target changed", sql: "ALTER STATISTICS public.invoice_customer_state SET STATISTICS 50",
+           expect: ("statistics", "public.invoice_customer_state", "changed"), text: "STATISTICS 50" },
+    Case { name: "column statistics target changed", sql: "ALTER TABLE public.invoice ALTER COLUMN customer SET STATISTICS 100",
+           expect: ("column", "public.invoice.customer", "changed"), text: "STATISTICS 100" },
+    Case { name: "column storage changed", sql: "ALTER TABLE public.invoice ALTER COLUMN customer SET STORAGE EXTERNAL",
+           expect: ("column", "public.invoice.customer", "changed"), text: "STORAGE EXTERNAL" },
+    Case { name: "column compression changed", sql: "ALTER TABLE public.invoice ALTER COLUMN customer SET COMPRESSION lz4",
+           expect: ("column", "public.invoice.customer", "changed"), text: "COMPRESSION lz4" },
+    Case { name: "column option set", sql: "ALTER TABLE public.invoice ALTER COLUMN amount SET (n_distinct = 100)",
+           expect: ("column", "public.invoice.amount", "changed"), text: "n_distinct=100" },
     Case { name: "partition attached", sql: "ALTER TABLE public.event ATTACH PARTITION public.event_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
            expect: ("table", "public.event_2027", "changed"), text: "PARTITION OF public.event" },
     Case { name: "partition detached", sql: "ALTER TABLE public.event DETACH PARTITION public.event_2026",
