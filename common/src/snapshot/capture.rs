@@ -47,6 +47,17 @@ pub const WHOLE: &str = concat!(
     include_str!("capture_others.sql")
 );
 
+/// The settings every rendering depends on, pinned for the capture's transaction (`SET
+/// LOCAL`): a constant in a default, a check or a view is rendered by its type's output
+/// function, which follows DateStyle, IntervalStyle, TimeZone, extra_float_digits,
+/// bytea_output, xmlbinary and lc_monetary, and every name follows quote_all_identifiers. The
+/// run's session has whatever its role and database set (`ALTER ROLE ... SET`), the gate's may
+/// be another role's: without this, the same schema would render differently in each.
+pub const PIN_RENDERING: &str = "SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; \
+SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; \
+SET LOCAL xmlbinary = 'base64'; SET LOCAL lc_monetary = 'C'; SET LOCAL quote_all_identifiers = off; \
+SET LOCAL standard_conforming_strings = on";
+
 /// One object, or one aspect of an object (its owner, privileges, comment).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Entry {

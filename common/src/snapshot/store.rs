@@ -7,7 +7,7 @@
 
 use postgres::Client;
 
-use super::capture::{self, Entry, PARTS, WHOLE};
+use super::capture::{self, Entry, PARTS, PIN_RENDERING, WHOLE};
 use super::diff::{diff, Drift};
 use super::FINGERPRINT;
 use crate::pinned::{pinned, pinned_read_only, run_pinned};
@@ -107,7 +107,10 @@ const RECORDED_ENTRIES: &str =
 /// The live schema's entries, in canonical order: the whole capture in one read-only round
 /// trip.
 pub fn capture_live(client: &mut Client) -> Result<Vec<Entry>, postgres::Error> {
-    let messages = run_pinned(client, &pinned_read_only(WHOLE))?;
+    let messages = run_pinned(
+        client,
+        &pinned_read_only(&format!("{PIN_RENDERING};\n{WHOLE}")),
+    )?;
     Ok(capture::entries_from_rows(&rows(&messages)))
 }
 
@@ -157,10 +160,10 @@ pub fn record(
     // The first half on the run's session, whose catalog caches the run has warmed, with the
     // fingerprint; the second on the lock's session, cold: about the same time each.
     let first_half = pinned_read_only(&format!(
-        "{};\nSELECT ({FINGERPRINT}) AS fingerprint",
+        "{PIN_RENDERING};\n{};\nSELECT ({FINGERPRINT}) AS fingerprint",
         PARTS[0]
     ));
-    let second_half = pinned_read_only(PARTS[1]);
+    let second_half = pinned_read_only(&format!("{PIN_RENDERING};\n{}", PARTS[1]));
     let (first, second) = match second {
         Some(session) => std::thread::scope(|scope| {
             let other = scope.spawn(|| run_pinned(session, &second_half));

@@ -522,10 +522,11 @@ CREATE TABLE public."A_upper" (x int);
     let recorded =
         p.scalar("SELECT digest FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1");
     let server = p.scalar(&format!(
-        "SET search_path = pg_catalog, pg_temp;
+        "BEGIN; SET LOCAL search_path = pg_catalog, pg_temp; {};
          SELECT encode(sha256(convert_to(coalesce(json_agg(json_build_array(kind, parent, name, definition)
                 ORDER BY kind COLLATE \"C\", parent COLLATE \"C\", pos, name COLLATE \"C\")::text, '[]'), 'UTF8')), 'hex')
-         FROM ({}) e",
+         FROM ({}) e; COMMIT",
+        common::snapshot::capture::PIN_RENDERING,
         common::snapshot::capture::WHOLE
     ));
     assert!(recorded.is_some(), "no snapshot recorded");
@@ -534,4 +535,42 @@ CREATE TABLE public."A_upper" (x int);
         "the tool's digest and the server's differ"
     );
     assert_no_drift(&p, "migrate with awkward names");
+}
+
+/// The snapshot's renderings do not depend on the session that renders them: a constant in a
+/// default, a check or a view is rendered through its type's output function, which follows
+/// DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output, xmlbinary, and every
+/// name follows quote_all_identifiers. `migrate` runs with whatever the role and database set
+/// (ALTER ROLE ... SET), the gate may run as another role with other defaults: both must
+/// render the same text, so the capture pins them all.
+#[test]
+fn the_snapshot_does_not_depend_on_the_sessions_settings() {
+    let p = migrated_project();
+    p.write(
+        "002_constants.sql",
+        r#"CREATE TABLE public.constants (
+    d   date        DEFAULT '2026-01-31',
+    ts  timestamptz DEFAULT '2026-01-31 12:00:00+00',
+    iv  interval    DEFAULT '1 day 02:03:04' CHECK (iv < '400 days'),
+    f   float8      DEFAULT 0.1,
+    b   bytea       DEFAULT '\x00ff',
+    x   xml         DEFAULT '<a/>'
+);
+CREATE VIEW public.constants_view AS SELECT '2026-02-01'::date AS d, '2 hours'::interval AS iv, 1.5::float8 AS f FROM public.constants;
+"#,
+    );
+    p.sql(
+        "ALTER ROLE dreichor_dev SET DateStyle = 'German'; ALTER ROLE dreichor_dev SET IntervalStyle = 'sql_standard';
+         ALTER ROLE dreichor_dev SET TimeZone = 'Asia/Tokyo'; ALTER ROLE dreichor_dev SET extra_float_digits = -3;
+         ALTER ROLE dreichor_dev SET bytea_output = 'escape'; ALTER ROLE dreichor_dev SET xmlbinary = 'hex';
+         ALTER ROLE dreichor_dev SET quote_all_identifiers = on",
+    );
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    p.sql("ALTER ROLE dreichor_dev RESET ALL");
+    assert_no_drift(&p, "migrate under other rendering settings than the gate's");
+    // And the other way round: a gate session with settings of its own.
+    p.sql("ALTER ROLE dreichor_dev SET DateStyle = 'SQL, DMY'; ALTER ROLE dreichor_dev SET TimeZone = 'America/Caracas'");
+    p.sql("VACUUM FULL");
+    assert_no_drift(&p, "a gate session with rendering settings of its own");
+    p.sql("ALTER ROLE dreichor_dev RESET ALL");
 }
