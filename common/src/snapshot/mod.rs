@@ -30,6 +30,7 @@
 pub mod accept;
 pub mod capture;
 pub mod diff;
+pub mod equivalent;
 pub mod store;
 
 pub use capture::Entry;
