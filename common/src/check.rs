@@ -153,8 +153,9 @@ pub struct CheckReport {
     pub strict: bool,
     /// A schema snapshot was recorded (`false`: none yet, a warning unless strict).
     pub snapshot_recorded: bool,
-    /// How "no drift" was proven: `fingerprint` (the cheap path) or `digest`; `None` with
-    /// drift or without a snapshot.
+    /// How "no drift" was proven: `fingerprint` (the cheap path), `digest`, or `equivalent`
+    /// (every differing definition is an equivalent rendering, as after a restore); `None`
+    /// with drift or without a snapshot.
     pub snapshot_proof: Option<Proof>,
     /// Every object that differs from the recorded snapshot: changed outside migrations.
     pub drift: Vec<Drift>,
@@ -483,6 +484,10 @@ fn abbreviated(versions: &[String]) -> String {
 
 /// The verdict: pure, from what was observed.
 fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> CheckReport {
+    let renderings = match &observed.snapshot {
+        Some(Comparison::Same { equivalent, .. }) => equivalent.len(),
+        _ => 0,
+    };
     let mut report = CheckReport {
         database: env.database().to_string(),
         expected: expected.migrations.len(),
@@ -606,6 +611,16 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             env.database()
         ));
     }
+    if renderings > 0 {
+        let one = renderings == 1;
+        report.warnings.push(format!(
+            "{renderings} definition{} in {} render{} differently from the snapshot but mean{} the same (a dump/restore parses them again): no drift. The next migrate run that applies a file, or `migrate snapshot --reason TEXT`, records them, and the check is fast again",
+            if one { "" } else { "s" },
+            env.database(),
+            if one { "s" } else { "" },
+            if one { "s" } else { "" },
+        ));
+    }
     if !report.snapshot_recorded && !report.table_missing {
         let what = format!(
             "no schema snapshot is recorded in {} yet, so drift cannot be checked; the next migrate run records one",
@@ -656,6 +671,7 @@ mod tests {
             snapshot: Some(Comparison::Same {
                 digest: "d".into(),
                 proof: Proof::Fingerprint,
+                equivalent: Vec::new(),
             }),
             ..Observed::default()
         }

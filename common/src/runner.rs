@@ -685,10 +685,21 @@ impl Report for Status {
         match &self.schema {
             Comparison::NoSnapshot => out
                 .push_str("\nschema: no snapshot recorded yet (the next migrate run records one)"),
-            Comparison::Same { digest, .. } => out.push_str(&format!(
-                "\nschema: matches the snapshot (digest {})",
-                plan::short(digest)
-            )),
+            Comparison::Same {
+                digest, equivalent, ..
+            } => {
+                out.push_str(&format!(
+                    "\nschema: matches the snapshot (digest {})",
+                    plan::short(digest)
+                ));
+                if !equivalent.is_empty() {
+                    out.push_str(&format!(
+                        ", up to {} equivalent rendering{} (a dump/restore parses definitions again; the next run that applies a file, or `migrate snapshot`, records them)",
+                        equivalent.len(),
+                        if equivalent.len() == 1 { "" } else { "s" }
+                    ));
+                }
+            }
             Comparison::Drifted { drift, .. } => {
                 out.push_str(&format!(
                     "\nschema: DRIFT, {} difference{} from the snapshot",

@@ -56,8 +56,19 @@ pub fn run(target: &TargetArgs, args: &SnapshotArgs, out: &Output) -> Result<Acc
     let (env, url) = target.resolve()?;
     let files = crate::read_dir(&target.dir.dir, out)?;
     let database = env.database();
-    let mut confirm = |drift: &[Drift]| -> Result<(), Error> {
-        if drift.is_empty() {
+    let mut confirm = |drift: &[Drift], equivalent: &[Drift]| -> Result<(), Error> {
+        if !equivalent.is_empty() {
+            out.progress(&format!(
+                "{database}: no drift; {} definition{} render{} differently from the snapshot but mean{} the same (a dump/restore parses them again); recording the live renderings makes the gate's check fast again:",
+                equivalent.len(),
+                if equivalent.len() == 1 { "" } else { "s" },
+                if equivalent.len() == 1 { "s" } else { "" },
+                if equivalent.len() == 1 { "s" } else { "" },
+            ));
+            for d in equivalent {
+                out.progress(&format!("  equivalent: {}", d.subject()));
+            }
+        } else if drift.is_empty() {
             out.progress(&format!(
                 "{database} has no schema snapshot yet: the live schema becomes the first one"
             ));

@@ -19,6 +19,9 @@ use crate::report::Report;
 use crate::runner::APPLICATION;
 use crate::tracking::{self, Shape};
 
+/// Asks the operator to agree, shown the drift and the equivalent renderings it records.
+pub type Confirm<'a> = dyn FnMut(&[Drift], &[Drift]) -> Result<(), Error> + 'a;
+
 /// What `migrate snapshot` did.
 #[derive(Debug, Clone, Default)]
 pub struct Accepted {
@@ -26,6 +29,9 @@ pub struct Accepted {
     pub database: String,
     /// The differences accepted (empty: the schema already matched; nothing recorded).
     pub accepted: Vec<Drift>,
+    /// Definitions rendered differently but meaning the same (as after a restore), recorded
+    /// as the live server renders them; not drift.
+    pub equivalent: Vec<Drift>,
     /// The digest replaced (`None`: there was no snapshot).
     pub previous_digest: Option<String>,
     /// The digest recorded (`None`: nothing recorded).
@@ -40,6 +46,16 @@ impl Report for Accepted {
             None => format!(
                 "{}: the live schema matches the snapshot; nothing to accept, nothing recorded",
                 self.database
+            ),
+            Some(digest) if self.accepted.is_empty() && !self.equivalent.is_empty() => format!(
+                "{}: no drift; recorded {} equivalent rendering{} as the server renders {} now; snapshot {} replaces {} (reason: {})",
+                self.database,
+                self.equivalent.len(),
+                if self.equivalent.len() == 1 { "" } else { "s" },
+                if self.equivalent.len() == 1 { "it" } else { "them" },
+                plan::short(digest),
+                self.previous_digest.as_deref().map_or("none", plan::short),
+                self.reason
             ),
             Some(digest) => format!(
                 "{}: accepted {} difference{}; snapshot {} replaces {} (reason: {})",
@@ -58,6 +74,7 @@ impl Report for Accepted {
             "ok": true,
             "database": self.database,
             "accepted": self.accepted,
+            "equivalent": self.equivalent,
             "previous_digest": self.previous_digest,
             "digest": self.digest,
             "reason": self.reason,
@@ -66,7 +83,8 @@ impl Report for Accepted {
 }
 
 /// Records the live schema as the snapshot, after `confirm` agreed to the differences it is
-/// shown. Refuses while migrations are pending or modified (apply them first: accepting a
+/// shown: the drift, and (when there is none) the equivalent renderings, which it records
+/// as the live server renders them so that the gate's cheap proof works again. Refuses while migrations are pending or modified (apply them first: accepting a
 /// half-migrated schema would hide the rest) and while another run holds the migration lock.
 /// `operator` is who is at the terminal, for the record.
 pub fn accept(
@@ -75,7 +93,7 @@ pub fn accept(
     files: &[Migration],
     reason: &str,
     operator: Option<&str>,
-    confirm: &mut dyn FnMut(&[Drift]) -> Result<(), Error>,
+    confirm: &mut Confirm,
 ) -> Result<Accepted, Error> {
     let timeout = Duration::from_secs(10);
     let mut client = connect::open(url, env, APPLICATION, timeout)?;
@@ -116,7 +134,10 @@ pub fn accept(
     store::ensure(&mut client).map_err(|e| failed(url, "creating the snapshot table", &e))?;
     let comparison = store::compare(&mut client)
         .map_err(|e| failed(url, "comparing the schema with its snapshot", &e))?;
-    let (previous_digest, accepted) = match comparison {
+    let (previous_digest, accepted, equivalent) = match comparison {
+        Comparison::Same {
+            digest, equivalent, ..
+        } if !equivalent.is_empty() => (Some(digest), Vec::new(), equivalent),
         Comparison::Same { .. } => {
             hold.release();
             return Ok(Accepted {
@@ -125,12 +146,12 @@ pub fn accept(
                 ..Accepted::default()
             });
         }
-        Comparison::NoSnapshot => (None, Vec::new()),
+        Comparison::NoSnapshot => (None, Vec::new(), Vec::new()),
         Comparison::Drifted {
             recorded, drift, ..
-        } => (Some(recorded), drift),
+        } => (Some(recorded), drift, Vec::new()),
     };
-    confirm(&accepted)?;
+    confirm(&accepted, &equivalent)?;
     let recorded = store::record(
         &mut client,
         Some(hold.session_for_reading()),
@@ -142,6 +163,7 @@ pub fn accept(
     Ok(Accepted {
         database: env.database().to_string(),
         accepted,
+        equivalent,
         previous_digest: previous_digest.or(recorded.previous_digest),
         digest: Some(recorded.digest),
         reason: reason.to_string(),

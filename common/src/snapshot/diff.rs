@@ -93,20 +93,28 @@ fn first_difference(expected: &str, actual: &str) -> String {
     )
 }
 
+impl Drift {
+    /// What differs, named for a person: `table public.invoice: column note`,
+    /// `index public.invoice_due`, `owner of table public.customer`.
+    pub fn subject(&self) -> String {
+        match &self.member_of {
+            Some((parent_kind, parent, name)) => {
+                format!("{parent_kind} {parent}: {} {name}", self.kind)
+            }
+            None => match self.kind.as_str() {
+                "privileges" | "comment" => format!("{} on {}", self.kind, self.object),
+                "owner" => format!("owner of {}", self.object),
+                _ => format!("{} {}", self.kind, self.object),
+            },
+        }
+    }
+}
+
 impl fmt::Display for Drift {
     /// `table public.invoice: column note (text) added outside migrations`,
     /// `index public.invoice_due: dropped outside migrations`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.member_of {
-            Some((parent_kind, parent, name)) => {
-                write!(f, "{parent_kind} {parent}: {} {name}", self.kind)?
-            }
-            None => match self.kind.as_str() {
-                "privileges" | "comment" => write!(f, "{} on {}", self.kind, self.object)?,
-                "owner" => write!(f, "owner of {}", self.object)?,
-                _ => write!(f, "{} {}", self.kind, self.object)?,
-            },
-        }
+        f.write_str(&self.subject())?;
         let column = self.kind == "column";
         match self.change {
             Change::Added => {

@@ -9,6 +9,7 @@ use postgres::Client;
 
 use super::capture::{self, Entry, PARTS, PIN_RENDERING, WHOLE};
 use super::diff::{diff, Drift};
+use super::equivalent;
 use super::FINGERPRINT;
 use crate::pinned::{pinned, pinned_read_only, run_pinned};
 use crate::quote::literal;
@@ -52,12 +53,17 @@ pub enum Proof {
     Fingerprint,
     /// Equal digests of the rendered entries (after a restore, VACUUM FULL, ...).
     Digest,
+    /// Unequal digests, but every differing entry is an equivalent rendering of the recorded
+    /// one ([`equivalent`]: what a restore's parse and deparse gives); until a snapshot is
+    /// recorded again.
+    Equivalent,
 }
 
 /// Finishes a comparison from the row of [`gate_query`] (`None`: no snapshot): equal
 /// fingerprints end it; otherwise the live schema is captured ([`WHOLE`], one read-only round
 /// trip) and its digest compared, and only when that differs are the recorded entries read
-/// (one more) and diffed.
+/// (one more) and diffed. Differences that are only equivalent renderings
+/// ([`equivalent::split`]) are no drift.
 pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison, postgres::Error> {
     let Some(row) = gate_row else {
         return Ok(Comparison::NoSnapshot);
@@ -68,6 +74,7 @@ pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison,
         return Ok(Comparison::Same {
             digest: recorded,
             proof: Proof::Fingerprint,
+            equivalent: Vec::new(),
         });
     }
     let live_entries = capture_live(client)?;
@@ -76,6 +83,7 @@ pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison,
         return Ok(Comparison::Same {
             digest: live,
             proof: Proof::Digest,
+            equivalent: Vec::new(),
         });
     }
     let messages = run_pinned(client, &pinned_read_only(RECORDED_ENTRIES))?;
@@ -83,9 +91,17 @@ pub fn finish(client: &mut Client, gate_row: Option<&Row>) -> Result<Comparison,
         .first()
         .and_then(|r| r.text("entries").map(str::to_string))
         .unwrap_or_else(|| "[]".to_string());
-    let mut drift = capture::parse_entries(&recorded_json)
-        .map(|recorded_entries| diff(&recorded_entries, &live_entries))
-        .unwrap_or_else(|why| vec![Drift::unreadable(&why)]);
+    let (mut drift, renderings) = match capture::parse_entries(&recorded_json) {
+        Ok(recorded_entries) => equivalent::split(diff(&recorded_entries, &live_entries)),
+        Err(why) => (vec![Drift::unreadable(&why)], Vec::new()),
+    };
+    if drift.is_empty() && !renderings.is_empty() {
+        return Ok(Comparison::Same {
+            digest: recorded,
+            proof: Proof::Equivalent,
+            equivalent: renderings,
+        });
+    }
     if drift.is_empty() {
         // Equal entries under unequal digests: the recorded row was altered. Say so rather
         // than pass.
@@ -220,10 +236,13 @@ pub enum Comparison {
     NoSnapshot,
     /// The live schema is the recorded one.
     Same {
-        /// The digest both have.
+        /// The recorded digest (the live one too, unless the proof is `Equivalent`).
         digest: String,
         /// How that was proven.
         proof: Proof,
+        /// With `Proof::Equivalent`: the entries rendered differently but meaning the same,
+        /// as `changed` differences; empty otherwise.
+        equivalent: Vec<Drift>,
     },
     /// Differences, each named.
     Drifted {
