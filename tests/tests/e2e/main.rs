@@ -10,6 +10,7 @@
 
 mod corpus;
 mod drift;
+mod drift_equivalent;
 mod drift_histories;
 mod hard_reset;
 mod hard_reset_signal;
