@@ -5,7 +5,7 @@
 //! not always a fixed point of parse + deparse: `pg_dump | pg_restore` parses it again, and the
 //! restored database renders some expressions differently although nothing changed. A probe of
 //! PostgreSQL 15 (every place an expression is rendered, a wide range of expression forms; see
-//! the e2e test `drift::restored_renderings_are_equivalent`) found exactly two such forms:
+//! the e2e tests in `drift_equivalent.rs`) found exactly two such forms:
 //!
 //! 1. **An array cast of an `ARRAY[]` constructor.** An implicit coercion of an array (an `IN`
 //!    list of `varchar` compared as `text`, `numeric = ANY (ARRAY[1, 2])`, a `CASE` or
