@@ -20,7 +20,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::rows::Row;
+use postgres::SimpleQueryMessage;
 
 /// The `WITH` clause every part shares: the objects, filtered (extension members, the tools'
 /// own tables and system schemas left out).
@@ -84,26 +84,42 @@ impl Entry {
     }
 }
 
-/// The entries of the rows of one or more capture queries ([`PARTS`], [`WHOLE`]), in the
-/// canonical order: kind, parent, position (a column's), name, each text compared byte by
+/// The entries in the capture rows of `messages` (a simple query's answer; results without
+/// the capture's `kind` column, like the fingerprint's, are skipped), unordered, each with its
+/// position (a column's; 0 for everything else). Read straight from the messages: a snapshot
+/// of a large schema is a megabyte of text, copied once.
+pub fn unordered(messages: &[SimpleQueryMessage]) -> Vec<(i64, Entry)> {
+    let text = |row: &postgres::SimpleQueryRow, column: &str| {
+        row.try_get(column)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_string()
+    };
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) if row.columns().iter().any(|c| c.name() == "kind") => {
+                Some((
+                    text(row, "pos").parse().unwrap_or(0),
+                    Entry {
+                        kind: text(row, "kind"),
+                        parent: text(row, "parent"),
+                        name: text(row, "name"),
+                        definition: text(row, "definition"),
+                    },
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Entries in the canonical order: kind, parent, position, name, each text compared byte by
 /// byte as the "C" collation does. The definition breaks ties, which the catalog's own unique
 /// names should never leave.
-pub fn entries_from_rows<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Entry> {
-    let mut keyed: Vec<(i64, Entry)> = rows
-        .into_iter()
-        .map(|row| {
-            (
-                row.i64("pos").unwrap_or(0),
-                Entry {
-                    kind: row.string("kind"),
-                    parent: row.string("parent"),
-                    name: row.string("name"),
-                    definition: row.string("definition"),
-                },
-            )
-        })
-        .collect();
-    keyed.sort_by(|(pa, a), (pb, b)| {
+pub fn ordered(mut keyed: Vec<(i64, Entry)>) -> Vec<Entry> {
+    keyed.sort_unstable_by(|(pa, a), (pb, b)| {
         (
             a.kind.as_bytes(),
             a.parent.as_bytes(),
@@ -128,20 +144,31 @@ pub fn entries_from_rows<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Ent
 /// `escape_json` does, which is what `serde_json` does: `\"`, `\\`, `\b`, `\f`, `\n`,
 /// `\r`, `\t`, other control characters as `\u00xx`, everything else as is).
 pub fn to_json(entries: &[Entry]) -> String {
-    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let items: Vec<String> = entries
+    let size: usize = entries
         .iter()
-        .map(|e| {
-            format!(
-                "[{}, {}, {}, {}]",
-                string(&e.kind),
-                string(&e.parent),
-                string(&e.name),
-                string(&e.definition)
-            )
-        })
-        .collect();
-    format!("[{}]", items.join(", "))
+        .map(|e| e.kind.len() + e.parent.len() + e.name.len() + e.definition.len() + 20)
+        .sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'[');
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.push(b'[');
+        for (j, field) in [&e.kind, &e.parent, &e.name, &e.definition]
+            .into_iter()
+            .enumerate()
+        {
+            if j > 0 {
+                out.extend_from_slice(b", ");
+            }
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, field);
+        }
+        out.push(b']');
+    }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The digest of a JSON array of entries ([`to_json`]): lowercase hex SHA-256 of its UTF-8
@@ -207,23 +234,21 @@ mod tests {
         }
     }
 
-    fn row(kind: &str, parent: &str, name: &str, pos: i64, definition: &str) -> Row {
-        let pos = pos.to_string();
-        Row::new(
-            &["kind", "parent", "name", "pos", "definition"],
-            &[
-                Some(kind),
-                Some(parent),
-                Some(name),
-                Some(&pos),
-                Some(definition),
-            ],
+    fn row(kind: &str, parent: &str, name: &str, pos: i64, definition: &str) -> (i64, Entry) {
+        (
+            pos,
+            Entry {
+                kind: kind.into(),
+                parent: parent.into(),
+                name: name.into(),
+                definition: definition.into(),
+            },
         )
     }
 
     #[test]
     fn entries_are_ordered_as_the_c_collation_orders_text_and_columns_by_position() {
-        let rows = [
+        let rows = vec![
             row("table", "", "public.b", 0, ""),
             row("column", "public.t", "z", 10, "text"),
             row("column", "public.t", "a", 2, "int"),
@@ -231,7 +256,7 @@ mod tests {
             row("table", "", "public.é", 0, ""),
             row("column", "public.T", "x", 1, "int"),
         ];
-        let names: Vec<String> = entries_from_rows(&rows).iter().map(Entry::object).collect();
+        let names: Vec<String> = ordered(rows).iter().map(Entry::object).collect();
         assert_eq!(
             names,
             [
@@ -249,7 +274,7 @@ mod tests {
     fn the_json_is_written_as_postgresql_writes_json_agg_of_json_build_array() {
         // escape_json: quote, backslash and the five short escapes; other control characters
         // as \u00xx in lowercase; DEL, '/' and non-ASCII as they are.
-        let entries = entries_from_rows(&[
+        let entries = ordered(vec![
             row(
                 "comment",
                 "",

@@ -127,7 +127,7 @@ pub fn capture_live(client: &mut Client) -> Result<Vec<Entry>, postgres::Error> 
         client,
         &pinned_read_only(&format!("{PIN_RENDERING};\n{WHOLE}")),
     )?;
-    Ok(capture::entries_from_rows(&rows(&messages)))
+    Ok(capture::ordered(capture::unordered(&messages)))
 }
 
 /// Creates the table when missing; says whether it did. The caller holds the migration lock.
@@ -180,29 +180,38 @@ pub fn record(
         PARTS[0]
     ));
     let second_half = pinned_read_only(&format!("{PIN_RENDERING};\n{}", PARTS[1]));
+    // Each half's entries are read on its own thread; the fingerprint comes with the first.
+    let read = |client: &mut Client, message: &str| {
+        run_pinned(client, message).map(|messages| {
+            let fingerprint = messages.iter().find_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => row
+                    .try_get("fingerprint")
+                    .ok()
+                    .flatten()
+                    .map(str::to_string),
+                _ => None,
+            });
+            (capture::unordered(&messages), fingerprint)
+        })
+    };
     let (first, second) = match second {
         Some(session) => std::thread::scope(|scope| {
-            let other = scope.spawn(|| run_pinned(session, &second_half));
-            let first = run_pinned(client, &first_half);
+            let other = scope.spawn(|| read(session, &second_half));
+            let first = read(client, &first_half);
             let second = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (first, second)
         }),
         None => {
-            let first = run_pinned(client, &first_half);
-            (first, run_pinned(client, &second_half))
+            let first = read(client, &first_half);
+            (first, read(client, &second_half))
         }
     };
-    let (first, second) = (first?, second?);
-    let mut first_sets = result_sets(&first);
-    let fingerprint = first_sets
-        .pop()
-        .and_then(|set| set.into_iter().next())
-        .map(|row| row.string("fingerprint"))
-        .unwrap_or_default();
-    let second_rows = rows(&second);
-    let entries = capture::entries_from_rows(first_sets.iter().flatten().chain(&second_rows));
+    let ((mut keyed, fingerprint), (second_keyed, _)) = (first?, second?);
+    let fingerprint = fingerprint.unwrap_or_default();
+    keyed.extend(second_keyed);
+    let entries = capture::ordered(keyed);
     let json = capture::to_json(&entries);
     let digest = capture::digest(&json);
     let sql = format!(
