@@ -20,20 +20,25 @@ ns AS (
                       WHERE d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
                         AND d.objid = n.oid AND d.deptype = 'e')
 ),
+-- The tools' own two tables, each looked up once (a function in a scan's filter would run for
+-- every row).
+tool_table AS MATERIALIZED (
+    SELECT t.oid::pg_catalog.oid AS oid
+    FROM (VALUES (pg_catalog.to_regclass('public.dreichor_schema_migrations')),
+                 (pg_catalog.to_regclass('public.dreichor_schema_snapshot'))) AS t (oid)
+    WHERE t.oid IS NOT NULL
+),
+-- Those tables, their indexes and the sequences they own.
 tools AS (
-    SELECT c.oid FROM pg_catalog.pg_class c
-    WHERE c.oid IN (pg_catalog.to_regclass('public.dreichor_schema_migrations'),
-                    pg_catalog.to_regclass('public.dreichor_schema_snapshot'))
+    SELECT tt.oid FROM tool_table tt
     UNION ALL
     SELECT i.indexrelid FROM pg_catalog.pg_index i
-    WHERE i.indrelid IN (pg_catalog.to_regclass('public.dreichor_schema_migrations'),
-                         pg_catalog.to_regclass('public.dreichor_schema_snapshot'))
+    WHERE i.indrelid IN (SELECT tt.oid FROM tool_table tt)
     UNION ALL
     SELECT d.objid FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-      AND d.refobjid IN (pg_catalog.to_regclass('public.dreichor_schema_migrations'),
-                         pg_catalog.to_regclass('public.dreichor_schema_snapshot'))
+      AND d.refobjid IN (SELECT tt.oid FROM tool_table tt)
       AND d.deptype IN ('a', 'i')
 ),
 rel AS (
@@ -42,8 +47,10 @@ rel AS (
                 WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
                 WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' END AS kind,
            c.relpersistence, c.reloptions, c.relrowsecurity, c.relforcerowsecurity,
-           c.relreplident, c.relispartition, c.relpartbound, c.relam
+           c.relreplident, c.relispartition, c.relpartbound, c.relam,
+           ix.indisvalid, ix.indisreplident
     FROM pg_catalog.pg_class c JOIN ns ON ns.oid = c.relnamespace
+    LEFT JOIN pg_catalog.pg_index ix ON ix.indexrelid = c.oid
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'i', 'I')
       AND c.oid NOT IN (SELECT oid FROM tools)
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d

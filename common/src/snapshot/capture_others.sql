@@ -55,12 +55,11 @@ SELECT 'privileges', '', obj.label, 0,
             ELSE (SELECT pg_catalog.string_agg(x::text, ', ' ORDER BY x::text) FROM pg_catalog.unnest(obj.acl) AS x) END
 FROM obj WHERE obj.acl IS NOT NULL
 UNION ALL
-SELECT 'comment', '', cm.label, 0, cm.description
-FROM (SELECT obj.label,
-             (SELECT d.description FROM pg_catalog.pg_description d
-              WHERE d.objoid = obj.objid AND d.classoid = obj.classid AND d.objsubid = obj.subid) AS description
-      FROM obj
-      -- OFFSET 0 keeps this subquery from being flattened into the outer WHERE, which would
-      -- look each comment up twice.
-      OFFSET 0) cm
-WHERE cm.description IS NOT NULL
+SELECT 'comment', '', obj.label, 0, d.description
+FROM obj JOIN pg_catalog.pg_description d
+  ON d.objoid = obj.objid AND d.classoid = obj.classid AND d.objsubid = obj.subid
+-- Only the comments that can belong to an object above: user objects (FirstNormalObjectId,
+-- 16384, and up), schemas and extensions (public and plpgsql come with the database), so
+-- that the join does not hash the comments of every catalog object.
+WHERE d.objoid >= 16384
+   OR d.classoid IN ('pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_extension'::pg_catalog.regclass)

@@ -22,11 +22,8 @@ SELECT rel.kind, '', rel.name, 0, pg_catalog.ltrim(
          WHEN 'I' THEN pg_catalog.pg_get_indexdef(rel.oid)
          ELSE ''
        END
-       || CASE WHEN rel.relkind IN ('i', 'I') THEN
-            (SELECT CASE WHEN NOT i.indisvalid THEN ' (INVALID)' ELSE '' END
-                    || CASE WHEN i.indisreplident THEN ' (REPLICA IDENTITY)' ELSE '' END
-             FROM pg_catalog.pg_index i WHERE i.indexrelid = rel.oid)
-          ELSE '' END
+       || CASE WHEN NOT rel.indisvalid THEN ' (INVALID)' ELSE '' END
+       || CASE WHEN rel.indisreplident THEN ' (REPLICA IDENTITY)' ELSE '' END
        || CASE WHEN rel.relpersistence = 'u' THEN ' UNLOGGED' ELSE '' END
        || CASE WHEN rel.relkind = 'p' THEN ' PARTITION BY ' || pg_catalog.pg_get_partkeydef(rel.oid) ELSE '' END
        || CASE WHEN rel.relispartition
