@@ -161,10 +161,16 @@ const LZ4_FOR_THIS_TRANSACTION: &str = "SELECT pg_catalog.set_config('default_to
 ///
 /// The capture's two halves ([`PARTS`]) run at once when a second session is given (the
 /// migration lock's, which is otherwise idle: rendering the schema is the snapshot's main
-/// cost, and the server runs each session on its own core), the first half together with the
-/// catalog fingerprint; the entries are then ordered, written and hashed here
+/// cost, and the server runs each session on its own core), each after the catalog
+/// fingerprint on its own session; the entries are then ordered, written and hashed here
 /// ([`capture::to_json`], [`capture::digest`]) and stored in one statement. Both sessions
 /// read after the run's last commit, under the migration lock.
+///
+/// The fingerprint is read before either half is rendered, never after: a hand change
+/// committed while the halves render (the migration lock does not stop one) may be missing
+/// from the entries, and a fingerprint that already counted it would prove "unchanged" to
+/// every later gate. When the two sessions' fingerprints differ (such a change committed
+/// between them) none is recorded, and the gate compares digests until the next snapshot.
 /// # Errors
 /// A failed query on either session.
 pub fn record(
@@ -173,14 +179,17 @@ pub fn record(
     reason: &str,
     operator: Option<&str>,
 ) -> Result<Recorded, postgres::Error> {
-    // The first half on the run's session, whose catalog caches the run has warmed, with the
-    // fingerprint; the second on the lock's session, cold: about the same time each.
-    let first_half = pinned_read_only(&format!(
-        "{PIN_RENDERING};\n{};\nSELECT ({FINGERPRINT}) AS fingerprint",
-        PARTS[0]
-    ));
-    let second_half = pinned_read_only(&format!("{PIN_RENDERING};\n{}", PARTS[1]));
-    // Each half's entries are read on its own thread; the fingerprint comes with the first.
+    // The first half on the run's session, whose catalog caches the run has warmed; the
+    // second on the lock's session, cold: about the same time each. Each after the
+    // fingerprint, in statements of their own, so that each half's snapshot is no older than
+    // the fingerprint (see above).
+    let half = |part: &str| {
+        pinned_read_only(&format!(
+            "{PIN_RENDERING};\nSELECT ({FINGERPRINT}) AS fingerprint;\n{part}"
+        ))
+    };
+    let (first_half, second_half) = (half(PARTS[0]), half(PARTS[1]));
+    // Each half's entries, and the fingerprint before it, are read on its own thread.
     let read = |client: &mut Client, message: &str| {
         run_pinned(client, message).map(|messages| {
             let fingerprint = messages.iter().find_map(|message| match message {
@@ -208,8 +217,9 @@ pub fn record(
             (first, read(client, &second_half))
         }
     };
-    let ((mut keyed, fingerprint), (second_keyed, _)) = (first?, second?);
-    let fingerprint = fingerprint.unwrap_or_default();
+    let ((mut keyed, fingerprint), (second_keyed, second_fingerprint)) = (first?, second?);
+    // Unequal: a change committed between the two; the gate will compare digests.
+    let fingerprint = fingerprint.filter(|f| Some(f) == second_fingerprint.as_ref());
     keyed.extend(second_keyed);
     let entries = capture::ordered(keyed);
     let json = capture::to_json(&entries);
@@ -222,7 +232,7 @@ pub fn record(
         operator.map_or("NULL".to_string(), literal),
         literal(reason),
         literal(&digest),
-        literal(&fingerprint),
+        fingerprint.as_deref().map_or("NULL".to_string(), literal),
         literal(&json),
     );
     let messages = run_pinned(client, &pinned(&sql))?;
