@@ -12,9 +12,20 @@
 -- restored database has other row versions; the gate then compares the rendered snapshot.
 -- ANALYZE and VACUUM update pg_class in place (same xmin). Tied to one database's row
 -- versions: never compared across databases.
+--
+-- It must read every catalog row a rendering of the capture depends on, or a change to that
+-- row alone is missed whenever nothing else changed: so comments are read where the capture
+-- reads them (user objects, schemas and extensions: COMMENT ON EXTENSION plpgsql), and the
+-- catalogs whose names the server writes into definitions are read too: collations (a
+-- column's COLLATE, ALTER COLLATION ... RENAME), operator classes (an index's), languages
+-- (a function's; plpgsql's own row is older than 16384), and the user's operators and text
+-- search configurations (in expressions). Built-in functions, types and operators renamed by
+-- a superuser are not read (thousands of rows): the digest sees them once anything else
+-- changed. Temporary schemas are left out: a session's first temporary table creates one
+-- for good, and the capture never shows it.
 SELECT pg_catalog.md5(pg_catalog.concat_ws('|',
   (SELECT pg_catalog.string_agg(oid || ':' || rolname, ',' ORDER BY oid) FROM pg_catalog.pg_roles),
-  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_namespace),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_namespace WHERE nspname !~ '^pg_(toast_)?temp_'),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_class WHERE oid >= 16384),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_attribute WHERE attrelid >= 16384 AND attnum > 0),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_index WHERE indexrelid >= 16384),
@@ -31,7 +42,13 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws('|',
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_statistic_ext WHERE oid >= 16384),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_extension),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_default_acl),
-  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_description WHERE objoid >= 16384 OR objoid = 2200),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_description
+   WHERE objoid >= 16384 OR classoid IN ('pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_extension'::pg_catalog.regclass)),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_collation),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_opclass),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_language),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_operator WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_ts_config WHERE oid >= 16384),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_depend
    WHERE (classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objid >= 16384 AND deptype IN ('a', 'i'))
       OR refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass)
