@@ -324,7 +324,20 @@ fn query_failed(url: &DbUrl, err: &postgres::Error) -> Error {
             ),
         };
     }
-    connect::failed(url, "reading the schema state", err)
+    let mut error = connect::failed(url, "reading the schema state", err);
+    // The gate needs SELECT on the tools' two tables and nothing else (SPEC.md, schema-check):
+    // say so, with the statement that grants it.
+    if err.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        if let Error::Failed(message) = &mut error {
+            message.push_str(&format!(
+                "\n  the check needs SELECT on {tracking} and {snapshot}, nothing more; the schema's owner grants it: GRANT SELECT ON {tracking}, {snapshot} TO {role}",
+                tracking = tracking::TABLE,
+                snapshot = snapshot::store::TABLE,
+                role = crate::quote::identifier(url.user()),
+            ));
+        }
+    }
+    error
 }
 
 /// Connects read-only and reads everything in (usually) one round trip.

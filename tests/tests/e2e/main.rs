@@ -12,6 +12,7 @@ mod corpus;
 mod drift;
 mod drift_equivalent;
 mod drift_fingerprint;
+mod drift_gate_privileges;
 mod drift_histories;
 mod drift_record_race;
 mod hard_reset;
