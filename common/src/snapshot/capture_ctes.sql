@@ -159,7 +159,9 @@ pol AS (
 ),
 rul AS (
     SELECT ru.oid, rel.name AS parent, pg_catalog.quote_ident(ru.rulename) AS name,
-           pg_catalog.pg_get_ruledef(ru.oid) || CASE ru.ev_enabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END AS definition
+           pg_catalog.pg_get_ruledef(ru.oid)
+           || CASE ru.ev_enabled WHEN 'D' THEN ' (DISABLED)' WHEN 'R' THEN ' (ENABLED REPLICA)'
+                                 WHEN 'A' THEN ' (ENABLED ALWAYS)' ELSE '' END AS definition
     FROM pg_catalog.pg_rewrite ru JOIN rel ON rel.oid = ru.ev_class
     WHERE ru.rulename <> '_RETURN'
 ),
