@@ -170,17 +170,18 @@ pub fn migrate(
     }
     let mut hold = take_lock(url, env, options, progress)?;
     let ensured = ensure_table(&mut client, url, files, progress)?;
-    let (first_snapshot, drift_before) = snapshot_before(&mut client, url, progress)?;
+    let before = snapshot_before(&mut client, url)?;
     let mut applied = tracking::read(&mut client, Shape::Current)
         .map_err(|e| failed(url, "reading the tracking table", &e))?;
     record_missing_checksums(&mut client, url, &mut applied, files, progress)?;
     let plan = plan::plan(&applied, files).map_err(Error::Drift)?;
+    warn_drift_before(&before, plan.pending.len(), progress);
     let mut summary = Summary {
         database: env.database().to_string(),
         already_applied: plan.already_applied,
         table_created: ensured.created,
         upgraded: ensured.upgraded,
-        drift_before,
+        drift_before: before.drift.clone(),
         ..Summary::default()
     };
     let mut run = Run {
@@ -194,9 +195,9 @@ pub fn migrate(
     let outcome = run.apply_pending(&plan.pending, progress);
     // After a failure too: what the applied files made is the migrations' schema, so the gate
     // reports the pending file, not their objects, as the problem. Only under the lock.
-    if !summary.applied.is_empty() || (first_snapshot && outcome.is_ok()) {
+    if !summary.applied.is_empty() || (before.records_anyway() && outcome.is_ok()) {
         if !client.is_closed() && hold.verify().is_ok() {
-            match record_snapshot(&mut client, &mut hold, url, &summary, progress) {
+            match record_snapshot(&mut client, &mut hold, url, &summary, &before, progress) {
                 Ok(digest) => summary.snapshot = Some(digest),
                 Err(e) if outcome.is_err() => progress(&format!("warning: {e}")),
                 Err(e) => return Err(e),
@@ -327,30 +328,75 @@ fn ensure_snapshot_table(
     Ok(())
 }
 
-/// Before applying: compares the live schema with the snapshot, warning about each drifted
-/// object (the run goes on: the files may be what fixes it). Returns whether there is no
-/// snapshot yet (the first one is recorded even when nothing is applied: there is nothing to
-/// compare with yet; after that only a run that applied a file records one, since
-/// re-recording after an empty run would accept a hand change silently) and the drift found.
-fn snapshot_before(
-    client: &mut Client,
-    url: &DbUrl,
-    progress: &mut dyn FnMut(&str),
-) -> Result<(bool, Vec<Drift>), Error> {
+/// What the run found before applying: whether there is a snapshot, whether it is older than
+/// the newest applied migration, and the drift.
+struct Before {
+    /// No snapshot yet: the first one is recorded even when nothing is applied (there is
+    /// nothing to compare with yet).
+    missing: bool,
+    /// The newest snapshot is older than the newest applied migration: a run applied files and
+    /// ended (killed, connection lost) before recording it. Recorded now, or the gate would
+    /// report that run's own objects as drift for good.
+    stale: bool,
+    /// The differences from the snapshot.
+    drift: Vec<Drift>,
+}
+
+impl Before {
+    /// Whether this run records a snapshot even if it applies nothing. Otherwise only a run
+    /// that applied a file records one: re-recording after an empty run would accept a hand
+    /// change silently.
+    fn records_anyway(&self) -> bool {
+        self.missing || self.stale
+    }
+}
+
+/// Before applying: compares the live schema with the snapshot (the run goes on whatever it
+/// finds: the files may be what fixes it; [`warn_drift_before`] says what becomes of it).
+fn snapshot_before(client: &mut Client, url: &DbUrl) -> Result<Before, Error> {
     let drift = match snapshots::compare(client)
         .map_err(|e| failed(url, "comparing the schema with its snapshot", &e))?
     {
-        Comparison::NoSnapshot => return Ok((true, Vec::new())),
+        Comparison::NoSnapshot => {
+            return Ok(Before {
+                missing: true,
+                stale: false,
+                drift: Vec::new(),
+            })
+        }
         Comparison::Same { .. } => Vec::new(),
         Comparison::Drifted { drift, .. } => drift,
     };
-    for d in &drift {
-        progress(&format!(
-            "warning: drift found before applying: {d} (this run does not accept it: revert it, or make it official with a migration; see docs/operations.md, 3.5 \"Schema drift\")"
-        ));
-    }
-    Ok((false, drift))
+    let stale = snapshots::is_stale(client)
+        .map_err(|e| failed(url, "comparing the snapshot with the tracking table", &e))?;
+    Ok(Before {
+        missing: false,
+        stale,
+        drift,
+    })
 }
+
+/// Warns about each difference found before applying, saying truly what this run does with
+/// it: a run that records a snapshot (it applies files, or the snapshot is stale) records the
+/// schema as it is then, so the difference becomes part of it (and the snapshot's reason
+/// names it); a run that records none leaves it for the gate to report.
+fn warn_drift_before(before: &Before, pending: usize, progress: &mut dyn FnMut(&str)) {
+    let recorded = pending > 0 || before.records_anyway();
+    for d in &before.drift {
+        if recorded {
+            progress(&format!(
+                "warning: drift found before applying: {d}; the snapshot this run records after applying will include it, accepted (its reason names it). To keep a hand change out of it, revert it before running migrate; see docs/operations.md, 3.5 \"Schema drift\""
+            ));
+        } else {
+            progress(&format!(
+                "warning: drift found: {d}; this run applies nothing and records no snapshot, so the gate still reports it: revert it, or make it official with a migration; see docs/operations.md, 3.5 \"Schema drift\""
+            ));
+        }
+    }
+}
+
+/// At most this many objects are named in a snapshot's reason.
+const NAMED_IN_REASON: usize = 10;
 
 /// Records the schema snapshot after a run (SPEC.md, "Schema snapshot and drift"); returns
 /// its digest.
@@ -359,10 +405,13 @@ fn record_snapshot(
     hold: &mut lock::Hold,
     url: &DbUrl,
     summary: &Summary,
+    before: &Before,
     progress: &mut dyn FnMut(&str),
 ) -> Result<String, Error> {
-    let reason = match summary.applied.len() {
-        0 => "first snapshot".to_string(),
+    let mut reason = match summary.applied.len() {
+        0 if before.missing => "first snapshot".to_string(),
+        0 => "the run that applied the newest migration ended before recording its snapshot"
+            .to_string(),
         1 => format!("applied {}", summary.applied[0].version),
         n => format!(
             "applied {n} files, {} to {}",
@@ -370,6 +419,25 @@ fn record_snapshot(
             summary.applied[n - 1].version
         ),
     };
+    if !before.drift.is_empty() {
+        let named: Vec<String> = before
+            .drift
+            .iter()
+            .take(NAMED_IN_REASON)
+            .map(ToString::to_string)
+            .collect();
+        let more = before.drift.len().saturating_sub(NAMED_IN_REASON);
+        reason.push_str(&format!(
+            "; accepted {} found before applying: {}{}",
+            crate::wording::counted(before.drift.len(), "difference"),
+            named.join("; "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
     let started = std::time::Instant::now();
     let recorded = snapshots::record(client, Some(hold.session_for_reading()), &reason, None)
         .map_err(|e| failed(url, "recording the schema snapshot", &e))?;
@@ -379,6 +447,12 @@ fn record_snapshot(
         plan::short(&recorded.digest),
         human_duration(started.elapsed())
     ));
+    if !before.drift.is_empty() {
+        progress(&format!(
+            "the snapshot accepts the {} found before applying (its reason names them)",
+            crate::wording::counted(before.drift.len(), "difference")
+        ));
+    }
     Ok(recorded.digest)
 }
 

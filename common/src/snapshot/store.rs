@@ -130,6 +130,17 @@ pub fn capture_live(client: &mut Client) -> Result<Vec<Entry>, postgres::Error> 
     Ok(capture::ordered(capture::unordered(&messages)))
 }
 
+/// Whether the newest snapshot is older than the newest applied migration: a run applied
+/// files and ended (killed, its connection lost) before recording the snapshot after them.
+/// Both times are the server's (`now()` of each transaction), and a snapshot is recorded after
+/// its run's files commit, so an up-to-date one is never older. Needs the snapshot table.
+pub fn is_stale(client: &mut Client) -> Result<bool, postgres::Error> {
+    let sql = "SELECT coalesce((SELECT max(applied_at) FROM public.dreichor_schema_migrations)
+                 > (SELECT taken_at FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1), false) AS stale";
+    let messages = run_pinned(client, &pinned_read_only(sql))?;
+    Ok(rows(&messages).first().is_some_and(|r| r.bool("stale")))
+}
+
 /// Creates the table when missing; says whether it did. The caller holds the migration lock.
 pub fn ensure(client: &mut Client) -> Result<bool, postgres::Error> {
     let sql = format!("SELECT pg_catalog.to_regclass('{TABLE}') IS NULL AS missing;\n{CREATE}");

@@ -316,7 +316,7 @@ fn no_snapshot_warns_and_empty_runs_do_not_bless_hand_changes() {
     p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
     let run = p.tool(Tool::Migrate, &[]).run();
     run.assert_code(0);
-    run.assert_stderr("warning: drift found before applying: index public.invoice_amount added outside migrations");
+    run.assert_stderr("warning: drift found: index public.invoice_amount added outside migrations; this run applies nothing and records no snapshot, so the gate still reports it");
     let status = p.tool(Tool::Migrate, &["status", "--format", "json"]).run();
     status.assert_code(0);
     assert_eq!(status.json()["snapshot"], "drifted", "{}", status.stdout);
@@ -573,4 +573,70 @@ CREATE VIEW public.constants_view AS SELECT '2026-02-01'::date AS d, '2 hours'::
     p.sql("VACUUM FULL");
     assert_no_drift(&p, "a gate session with rendering settings of its own");
     p.sql("ALTER ROLE dreichor_dev RESET ALL");
+}
+
+/// A run that applies a file records the schema as it is after it: drift found before applying
+/// becomes part of the snapshot. The run says so before applying (not that it leaves it out),
+/// and the snapshot's reason names what it accepted.
+#[test]
+fn a_run_that_applies_files_says_it_accepts_the_drift_it_found_and_records_which() {
+    let p = migrated_project();
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    p.write(
+        "002_note.sql",
+        "ALTER TABLE public.invoice ADD COLUMN note text;\n",
+    );
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    run.assert_stderr("warning: drift found before applying: index public.invoice_amount added outside migrations; the snapshot this run records after applying will include it, accepted (its reason names it)");
+    run.assert_stderr("the snapshot accepts the 1 difference found before applying");
+    let reason = p
+        .scalar("SELECT reason FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1")
+        .unwrap_or_default();
+    assert_eq!(
+        reason,
+        "applied 002_note; accepted 1 difference found before applying: index public.invoice_amount added outside migrations"
+    );
+    assert_no_drift(&p, "a run that accepted the drift it found");
+}
+
+/// A run killed after applying its files but before recording the snapshot leaves a snapshot
+/// older than the newest applied migration: the gate reports that run's own objects as drift.
+/// The next run records the snapshot even with nothing to apply, saying why.
+#[test]
+fn a_snapshot_older_than_the_newest_migration_is_recorded_by_the_next_run() {
+    let p = migrated_project();
+    p.write(
+        "002_note.sql",
+        "ALTER TABLE public.invoice ADD COLUMN note text;\n",
+    );
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    // As if the run had died before recording: its snapshot is gone, the older one remains.
+    p.sql("DELETE FROM public.dreichor_schema_snapshot WHERE id = (SELECT max(id) FROM public.dreichor_schema_snapshot)");
+    let out = gate(&p, &[]);
+    out.assert_code(1);
+    assert!(
+        drift_of(&out)
+            .iter()
+            .any(|d| d["object"] == "public.invoice.note"),
+        "{}",
+        out.stdout
+    );
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    run.assert_stderr("recorded the schema snapshot");
+    let reason =
+        p.scalar("SELECT reason FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1");
+    assert_eq!(
+        reason.as_deref().unwrap_or_default(),
+        "the run that applied the newest migration ended before recording its snapshot; accepted 1 difference found before applying: table public.invoice: column note (text) added outside migrations"
+    );
+    assert_no_drift(&p, "the next run after an interrupted one");
+    // Up to date now: an empty run records nothing more.
+    let count = p.scalar("SELECT count(*) FROM public.dreichor_schema_snapshot");
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM public.dreichor_schema_snapshot"),
+        count
+    );
 }
