@@ -16,11 +16,12 @@
 -- It must read every catalog row a rendering of the capture depends on, or a change to that
 -- row alone is missed whenever nothing else changed: so comments are read where the capture
 -- reads them (user objects, schemas and extensions: COMMENT ON EXTENSION plpgsql), and the
--- catalogs whose names the server writes into definitions are read too: collations (a
--- column's COLLATE, ALTER COLLATION ... RENAME), operator classes (an index's), languages
--- (a function's; plpgsql's own row is older than 16384), and the user's operators and text
--- search configurations (in expressions). Built-in functions, types and operators renamed by
--- a superuser are not read (thousands of rows): the digest sees them once anything else
+-- catalogs whose names the server writes into definitions are read too: the user's
+-- collations (a column's COLLATE, ALTER COLLATION ... RENAME) and operator classes (an
+-- index's), languages (a function's; plpgsql's own row is older than 16384), and the user's
+-- operators and text search configurations (in expressions). Built-in functions, types,
+-- operators, collations and operator classes, which only a superuser can rename, are not
+-- read (thousands of rows on every check): the digest sees such a rename once anything else
 -- changed. Temporary schemas are left out: a session's first temporary table creates one
 -- for good, and the capture never shows it.
 SELECT pg_catalog.md5(pg_catalog.concat_ws('|',
@@ -44,8 +45,8 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws('|',
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_default_acl),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_description
    WHERE objoid >= 16384 OR classoid IN ('pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_extension'::pg_catalog.regclass)),
-  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_collation),
-  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_opclass),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_collation WHERE oid >= 16384),
+  (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_opclass WHERE oid >= 16384),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_language),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_operator WHERE oid >= 16384),
   (SELECT count(*) || ':' || pg_catalog.sum(pg_catalog.hashtextextended(xmin::text, 0)) FROM pg_catalog.pg_ts_config WHERE oid >= 16384),
