@@ -37,10 +37,17 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/crates_io/migrations")
 }
 
-/// `(file name, content)` of every `.sql` file, in name order (= execution order).
-fn corpus_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+/// `(file name, content)` of every `.sql` file, in name order (= execution order). Panics,
+/// naming the directory, when it cannot be read: a missing corpus or fixture is a failure,
+/// never a skip.
+pub(crate) fn corpus_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the migrations at {} cannot be read ({e}): a missing corpus or fixture is a failure, never a skip",
+                dir.display()
+            )
+        })
         .map(|entry| entry.expect("a directory entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
         .map(|path| {

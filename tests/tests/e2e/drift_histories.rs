@@ -51,35 +51,11 @@ fn fixture(name: &str) -> PathBuf {
         .join("migrations")
 }
 
-/// `(name, content)` of every `.sql` file in `dir`; panics, naming the path, when it cannot
-/// be read.
-fn sql_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
-        panic!(
-            "the migration history at {} cannot be read ({e}): a missing fixture is a failure, never a skip",
-            dir.display()
-        )
-    });
-    entries
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
-        .map(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("a UTF-8 name");
-            let content =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-            (name.to_owned(), content)
-        })
-        .collect()
-}
-
 /// Applies `history` with `migrate` to dreichor_dev of a project of its own, then asserts
 /// that the gate finds no drift after it and after each step that changes no definition.
 /// Prints the figures (files, bytes, snapshot entries, apply time, the gate's proof per step).
 pub(crate) fn assert_no_false_drift(history: &History) {
-    let history_files = sql_files(&history.dir);
+    let history_files = crate::corpus::corpus_files(&history.dir);
     let files = history_files.len();
     let bytes: usize = history_files.iter().map(|(_, content)| content.len()).sum();
     assert_eq!(
