@@ -385,7 +385,7 @@ fn warn_drift_before(before: &Before, pending: usize, progress: &mut dyn FnMut(&
     for d in &before.drift {
         if recorded {
             progress(&format!(
-                "warning: drift found before applying: {d}; the snapshot this run records after applying will include it, accepted (its reason names it). To keep a hand change out of it, revert it before running migrate; see docs/operations.md, 3.5 \"Schema drift\""
+                "warning: drift found before applying: {d}; when this run records its snapshot after applying, the snapshot includes it, accepted (its reason names it). To keep a hand change out of it, revert it before running migrate; see docs/operations.md, 3.5 \"Schema drift\""
             ));
         } else {
             progress(&format!(

@@ -588,7 +588,7 @@ fn a_run_that_applies_files_says_it_accepts_the_drift_it_found_and_records_which
     );
     let run = p.tool(Tool::Migrate, &[]).run();
     run.assert_code(0);
-    run.assert_stderr("warning: drift found before applying: index public.invoice_amount added outside migrations; the snapshot this run records after applying will include it, accepted (its reason names it)");
+    run.assert_stderr("warning: drift found before applying: index public.invoice_amount added outside migrations; when this run records its snapshot after applying, the snapshot includes it, accepted (its reason names it)");
     run.assert_stderr("the snapshot accepts the 1 difference found before applying");
     let reason = p
         .scalar("SELECT reason FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1")
