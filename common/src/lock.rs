@@ -151,7 +151,10 @@ pub enum Acquired {
 
 /// The migration lock, held by a session that runs nothing but this module's queries.
 pub struct Hold {
-    session: Client,
+    /// `None` while lent ([`Hold::lend`]).
+    session: Option<Client>,
+    /// The thread that has the session while it is lent; it gives the session back.
+    lent: Option<std::thread::JoinHandle<Client>>,
     pid: i32,
 }
 
@@ -198,7 +201,7 @@ impl Hold {
     /// # Errors
     /// [`Lost`] when the session is gone.
     pub fn verify(&mut self) -> Result<(), Lost> {
-        self.session.simple_query("").map(drop).map_err(|e| Lost {
+        self.session().simple_query("").map(drop).map_err(|e| Lost {
             pid: self.pid,
             reason: crate::error::describe_pg(&e),
         })
@@ -227,7 +230,7 @@ impl Hold {
         let deadline = Instant::now() + wait;
         let mut told = false;
         loop {
-            let pids: Vec<i32> = rows(&self.session.simple_query(&query)?)
+            let pids: Vec<i32> = rows(&self.session().simple_query(&query)?)
                 .iter()
                 .filter_map(|row| row.i64("pid").and_then(|p| i32::try_from(p).ok()))
                 .collect();
@@ -246,13 +249,47 @@ impl Hold {
     /// (half of the schema snapshot, [`crate::snapshot::store::record`]): never a line of a
     /// migration file, and nothing that takes or releases a lock, so the key stays held.
     pub fn session_for_reading(&mut self) -> &mut Client {
-        &mut self.session
+        self.session()
+    }
+
+    /// Lends the lock's session to `work` on a thread of its own, for the tools' own
+    /// read-only queries while the run applies files on its other session (planning the
+    /// snapshot's capture ahead, [`crate::snapshot::store::prepare`]); every later use of the
+    /// session waits for `work` to end first, so `work` must end on its own, within its own
+    /// timeouts. A file that ends the session meanwhile makes `work` fail and the next
+    /// [`Hold::verify`] report the lock lost, as it would without the loan.
+    pub fn lend(&mut self, work: impl FnOnce(&mut Client) + Send + 'static) {
+        let mut session = self.take_session();
+        self.lent = Some(std::thread::spawn(move || {
+            work(&mut session);
+            session
+        }));
+    }
+
+    /// The session, back from a [`Hold::lend`] if it is lent.
+    fn session(&mut self) -> &mut Client {
+        if let Some(lent) = self.lent.take() {
+            let session = lent
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            self.session = Some(session);
+        }
+        self.session
+            .as_mut()
+            .expect("the lock's session is either held or lent")
+    }
+
+    fn take_session(&mut self) -> Client {
+        self.session();
+        self.session
+            .take()
+            .expect("the lock's session is either held or lent")
     }
 
     /// Releases the lock and ends its session (the end of the session alone would release it).
     pub fn release(mut self) {
         let _ = self
-            .session
+            .session()
             .batch_execute(&format!("SELECT pg_catalog.pg_advisory_unlock({KEY})"));
     }
 }
@@ -279,7 +316,11 @@ pub fn acquire(
                 .i64("pid")
                 .and_then(|p| i32::try_from(p).ok())
                 .unwrap_or(0);
-            return Ok(Acquired::Yes(Hold { session, pid }));
+            return Ok(Acquired::Yes(Hold {
+                session: Some(session),
+                lent: None,
+                pid,
+            }));
         }
         if !told {
             on_wait(holder(&mut session)?.as_ref());

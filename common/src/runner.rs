@@ -21,7 +21,7 @@ use crate::migrations::Migration;
 use crate::plan::{self, reconcile, Entry, Known, State};
 use crate::report::{human_duration, Report};
 use crate::run_error::{Interrupted, LockNotAcquired, MigrationFailed};
-use crate::snapshot::store::{self as snapshots, Comparison};
+use crate::snapshot::store::{self as snapshots, Comparison, Second};
 use crate::snapshot::Drift;
 use crate::tracking::{self, Shape};
 use crate::wording::counted;
@@ -192,12 +192,28 @@ pub fn migrate(
         hold: &mut hold,
         summary: &mut summary,
     };
+    // A run that applies files records a snapshot after them: the lock's session plans its
+    // half meanwhile, on the server's other core.
+    let prepared = !plan.pending.is_empty();
+    if prepared {
+        run.hold.lend(snapshots::prepare);
+    }
     let outcome = run.apply_pending(&plan.pending, progress);
     // After a failure too: what the applied files made is the migrations' schema, so the gate
     // reports the pending file, not their objects, as the problem. Only under the lock.
     if !summary.applied.is_empty() || (before.records_anyway() && outcome.is_ok()) {
         if !client.is_closed() && hold.verify().is_ok() {
-            match record_snapshot(&mut client, &mut hold, url, &summary, &before, progress) {
+            match record_snapshot(
+                &mut client,
+                Second {
+                    session: hold.session_for_reading(),
+                    prepared,
+                },
+                url,
+                &summary,
+                &before,
+                progress,
+            ) {
                 Ok(digest) => summary.snapshot = Some(digest),
                 Err(e) if outcome.is_err() => progress(&format!("warning: {e}")),
                 Err(e) => return Err(e),
@@ -402,7 +418,7 @@ const NAMED_IN_REASON: usize = 10;
 /// its digest.
 fn record_snapshot(
     client: &mut Client,
-    hold: &mut lock::Hold,
+    second: Second<'_>,
     url: &DbUrl,
     summary: &Summary,
     before: &Before,
@@ -439,7 +455,7 @@ fn record_snapshot(
         ));
     }
     let started = std::time::Instant::now();
-    let recorded = snapshots::record(client, Some(hold.session_for_reading()), &reason, None)
+    let recorded = snapshots::record(client, Some(second), &reason, None)
         .map_err(|e| failed(url, "recording the schema snapshot", &e))?;
     progress(&format!(
         "recorded the schema snapshot ({} entries, digest {}) in {}",

@@ -154,7 +154,10 @@ pub fn accept(
     confirm(&accepted, &equivalent)?;
     let recorded = store::record(
         &mut client,
-        Some(hold.session_for_reading()),
+        Some(store::Second {
+            session: hold.session_for_reading(),
+            prepared: false,
+        }),
         reason,
         operator,
     )

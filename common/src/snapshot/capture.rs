@@ -1,6 +1,6 @@
 //! Capturing the live schema: the catalog query (`capture_ctes.sql` with
-//! `capture_relations.sql` and `capture_others.sql`), its canonical order, its JSON and the
-//! digest.
+//! `capture_relations.sql`, or with `capture_objects.sql` and `capture_others.sql`, or all
+//! four), its canonical order, its JSON and the digest.
 //!
 //! One entry per object or aspect of an object: `(kind, parent, name, definition)`. `parent`
 //! is the table (or domain) that a column, constraint, trigger, policy or rule belongs to, and
@@ -32,16 +32,22 @@ macro_rules! ctes {
 
 /// The two halves of the capture, each one query of rows `(kind, parent, name, pos,
 /// definition)`, unordered: schemas, relations and their members; functions, types,
-/// extensions, default privileges and every object's owner, privileges and comment. About
-/// the same cost each.
+/// triggers, extensions, default privileges and every object's owner, privileges and
+/// comment. About the same cost each. Each names only the objects it needs
+/// (`capture_objects.sql` only in the second): the server parses and plans every one.
 pub const PARTS: [&str; 2] = [
     concat!(ctes!(), include_str!("capture_relations.sql")),
-    concat!(ctes!(), include_str!("capture_others.sql")),
+    concat!(
+        ctes!(),
+        include_str!("capture_objects.sql"),
+        include_str!("capture_others.sql")
+    ),
 ];
 
 /// The whole capture as one query.
 pub const WHOLE: &str = concat!(
     ctes!(),
+    include_str!("capture_objects.sql"),
     include_str!("capture_relations.sql"),
     "UNION ALL\n",
     include_str!("capture_others.sql")

@@ -1,5 +1,5 @@
--- Functions, types, extensions, default privileges; every object's owner, privileges and
--- comment.
+-- Functions, types, triggers, extensions, default privileges; every object's owner,
+-- privileges and comment.
 SELECT fn.kind AS kind, '' AS parent, fn.name AS name, 0 AS pos,
        CASE WHEN fn.prokind = 'a'
             THEN 'AGGREGATE RETURNS ' || pg_catalog.pg_get_function_result(fn.oid)
@@ -33,6 +33,9 @@ SELECT typ.kind, '', typ.name, 0,
                FROM pg_catalog.pg_type t WHERE t.oid = typ.oid)
        END
 FROM typ
+UNION ALL
+-- Triggers here rather than with the other members of relations: it balances the two halves.
+SELECT 'trigger', trg.parent, trg.name, 0, trg.definition FROM trg
 UNION ALL
 SELECT 'extension', '', pg_catalog.quote_ident(e.extname), 0,
        'VERSION ' || pg_catalog.quote_literal(e.extversion) || ' SCHEMA ' || pg_catalog.quote_ident(n.nspname)

@@ -1,4 +1,4 @@
--- Schemas, relations and their members: columns, constraints, triggers, policies, rules.
+-- Schemas, relations and their members: columns, constraints, policies, rules, statistics.
 SELECT 'schema' AS kind, '' AS parent, pg_catalog.quote_ident(ns.nspname) AS name, 0 AS pos, '' AS definition
 FROM ns
 UNION ALL
@@ -45,8 +45,6 @@ UNION ALL
 SELECT 'column', col.parent, col.name, col.attnum, col.definition FROM col
 UNION ALL
 SELECT 'constraint', con.parent, con.name, 0, con.definition FROM con
-UNION ALL
-SELECT 'trigger', trg.parent, trg.name, 0, trg.definition FROM trg
 UNION ALL
 SELECT 'policy', pol.parent, pol.name, 0, pol.definition FROM pol
 UNION ALL

@@ -11,7 +11,7 @@ use super::capture::{self, Entry, PARTS, PIN_RENDERING, WHOLE};
 use super::diff::{diff, Drift};
 use super::equivalent;
 use super::FINGERPRINT;
-use crate::pinned::{pinned, pinned_read_only, run_pinned};
+use crate::pinned::{pinned, pinned_read_only, run_pinned, PIN_SEARCH_PATH};
 use crate::quote::literal;
 use crate::rows::{result_sets, rows, Row};
 
@@ -141,12 +141,74 @@ pub fn is_stale(client: &mut Client) -> Result<bool, postgres::Error> {
     Ok(rows(&messages).first().is_some_and(|r| r.bool("stale")))
 }
 
-/// Creates the table when missing; says whether it did. The caller holds the migration lock.
-pub fn ensure(client: &mut Client) -> Result<bool, postgres::Error> {
-    let sql = format!("SELECT pg_catalog.to_regclass('{TABLE}') IS NULL AS missing;\n{CREATE}");
-    let messages = run_pinned(client, &pinned(&sql))?;
-    Ok(rows(&messages).first().is_some_and(|r| r.bool("missing")))
+/// The prepared statements of [`prepare`]: the catalog fingerprint, and the half of the
+/// capture that [`record`] runs on its second session.
+const PREPARED_FINGERPRINT: &str = "dreichor_snapshot_fingerprint";
+const PREPARED_PART: &str = "dreichor_snapshot_part_1";
+
+/// Plans, ahead of time, what [`record`] will run on this session (its [`Second`]): the
+/// fingerprint and the second half of the capture, each prepared (`PREPARE`) and planned
+/// (`EXPLAIN EXECUTE` builds and caches the plan of a statement without parameters, without
+/// running it). Planning is about a third of the capture's cost in a new session, and the
+/// lock's session is idle while the run applies files ([`crate::lock::Hold::lend`]), so the
+/// run calls this when it starts. A plan that a later file invalidates (a new schema, say) is
+/// made again, from warm caches, when executed.
+///
+/// Reads only system catalogs: no user relation is named, opened or locked, so it cannot
+/// block or deadlock with a file. It gives up rather than wait for a catalog lock (a
+/// superuser's file may take one), and a failure only means that [`record`] plans as usual.
+pub fn prepare(client: &mut Client) {
+    let sql = format!(
+        "SET LOCAL lock_timeout = '1ms';\nSET LOCAL statement_timeout = '5s';\n\
+         PREPARE {PREPARED_FINGERPRINT} AS SELECT ({FINGERPRINT}) AS fingerprint;\n\
+         PREPARE {PREPARED_PART} AS {};\n\
+         EXPLAIN EXECUTE {PREPARED_FINGERPRINT};\nEXPLAIN EXECUTE {PREPARED_PART}",
+        PARTS[1]
+    );
+    let _ = run_pinned(client, &pinned_read_only(&sql));
 }
+
+/// Creates the table when missing; says whether it did. The caller holds the migration lock.
+///
+/// The entries (about 100 kB of JSON for 800 entries, stored out of line) are compressed with
+/// lz4 rather than pglz where the server was built with lz4 (PostgreSQL 14+,
+/// `default_toast_compression`'s choices): pglz cost about a tenth of recording a snapshot,
+/// lz4 a small fraction of that. Set on the column once (`SET COMPRESSION`, which applies to
+/// values written from then on; a table of an earlier version gets it on its next run), so
+/// that recording needs no setting; reading needs nothing, the method is stored with each
+/// value.
+pub fn ensure(client: &mut Client) -> Result<bool, postgres::Error> {
+    let sql = format!(
+        "SELECT pg_catalog.to_regclass('{TABLE}') IS NULL AS missing;\n{CREATE};\n{WANTS_LZ4}"
+    );
+    let messages = run_pinned(client, &pinned(&sql))?;
+    let sets = result_sets(&messages);
+    let missing = sets
+        .first()
+        .and_then(|set| set.first())
+        .is_some_and(|r| r.bool("missing"));
+    if sets
+        .last()
+        .and_then(|set| set.first())
+        .is_some_and(|r| r.bool("wants_lz4"))
+    {
+        run_pinned(
+            client,
+            &pinned(&format!(
+                "ALTER TABLE {TABLE} ALTER COLUMN entries SET COMPRESSION lz4"
+            )),
+        )?;
+    }
+    Ok(missing)
+}
+
+/// Whether the entries column should be set to lz4: it is not yet, and the server has it
+/// (the catalog lookup first: once set, `pg_settings` is never read).
+const WANTS_LZ4: &str = "SELECT a.attcompression <> 'l' \
+       AND EXISTS (SELECT FROM pg_catalog.pg_settings s \
+                   WHERE s.name = 'default_toast_compression' AND 'lz4' = ANY (s.enumvals)) AS wants_lz4 \
+     FROM pg_catalog.pg_attribute a \
+     WHERE a.attrelid = 'public.dreichor_schema_snapshot'::pg_catalog.regclass AND a.attname = 'entries'";
 
 /// What [`record`] recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,87 +221,67 @@ pub struct Recorded {
     pub entries: usize,
 }
 
-/// Compresses the entries (about 100 kB of JSON for 800 entries, stored out of line) with
-/// lz4 rather than pglz, for this transaction only, where the server was built with lz4
-/// (`default_toast_compression`, PostgreSQL 14+): pglz costs about a tenth of recording a
-/// snapshot, lz4 a small fraction of that. Reading needs nothing: the method is stored with
-/// each value.
-const LZ4_FOR_THIS_TRANSACTION: &str = "SELECT pg_catalog.set_config('default_toast_compression', 'lz4', true) \
-     FROM pg_catalog.pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)";
+/// The second session of [`record`]: the migration lock's, idle at that point.
+pub struct Second<'a> {
+    /// The session.
+    pub session: &'a mut Client,
+    /// Whether [`prepare`] ran on it; its half is then executed from the plan made ahead
+    /// (and planned as usual if the statements turn out not to exist).
+    pub prepared: bool,
+}
+
+impl std::fmt::Debug for Second<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Second")
+            .field("prepared", &self.prepared)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Records a snapshot of the live schema. `reason` says why (`migrate applied 3 files`, or
 /// the operator's text), `operator` who at the terminal, for the audited command.
 ///
-/// The capture's two halves ([`PARTS`]) run at once when a second session is given (the
-/// migration lock's, which is otherwise idle: rendering the schema is the snapshot's main
-/// cost, and the server runs each session on its own core), each after the catalog
-/// fingerprint on its own session; the entries are then ordered, written and hashed here
-/// ([`capture::to_json`], [`capture::digest`]) and stored in one statement. Both sessions
-/// read after the run's last commit, under the migration lock.
-///
-/// The fingerprint is read before either half is rendered, never after: a hand change
-/// committed while the halves render (the migration lock does not stop one) may be missing
-/// from the entries, and a fingerprint that already counted it would prove "unchanged" to
-/// every later gate. When the two sessions' fingerprints differ (such a change committed
-/// between them) none is recorded, and the gate compares digests until the next snapshot.
+/// With a [`Second`] session (the migration lock's, otherwise idle: rendering the schema is
+/// the snapshot's main cost, and the server runs each session on its own core), the
+/// capture's two halves ([`PARTS`]) run at once, one on each session, in one snapshot of
+/// the catalogs: the second session exports its transaction's snapshot
+/// (`pg_export_snapshot`) and reads the catalog fingerprint in it, and the run's session
+/// imports it (`SET TRANSACTION SNAPSHOT`) before either half starts. Without one, the whole
+/// capture runs after the fingerprint in one transaction. Either way in REPEATABLE READ, so
+/// that the fingerprint and every row the capture reads come from the same snapshot: a hand
+/// change committed meanwhile (the migration lock does not stop one) is counted by the
+/// fingerprint only if the entries have it, and a fingerprint that counted a change the
+/// entries miss would let every later gate prove "unchanged" on the cheap path. (The
+/// server's deparse functions read the newest catalog rows: they may see such a change, which
+/// only makes the entries newer than the fingerprint, and the gate then compares digests.)
+/// The entries are then ordered, written and hashed here ([`capture::to_json`],
+/// [`capture::digest`]) and stored in one statement.
 /// # Errors
 /// A failed query on either session.
 pub fn record(
     client: &mut Client,
-    second: Option<&mut Client>,
+    second: Option<Second<'_>>,
     reason: &str,
     operator: Option<&str>,
 ) -> Result<Recorded, postgres::Error> {
-    // The first half on the run's session, whose catalog caches the run has warmed; the
-    // second on the lock's session, cold: about the same time each. Each after the
-    // fingerprint, in statements of their own, so that each half's snapshot is no older than
-    // the fingerprint (see above).
-    let half = |part: &str| {
-        pinned_read_only(&format!(
-            "{PIN_RENDERING};\nSELECT ({FINGERPRINT}) AS fingerprint;\n{part}"
-        ))
-    };
-    let (first_half, second_half) = (half(PARTS[0]), half(PARTS[1]));
-    // Each half's entries, and the fingerprint before it, are read on its own thread.
-    let read = |client: &mut Client, message: &str| {
-        run_pinned(client, message).map(|messages| {
-            let fingerprint = messages.iter().find_map(|message| match message {
-                postgres::SimpleQueryMessage::Row(row) => row
-                    .try_get("fingerprint")
-                    .ok()
-                    .flatten()
-                    .map(str::to_string),
-                _ => None,
-            });
-            (capture::unordered(&messages), fingerprint)
-        })
-    };
-    let (first, second) = match second {
-        Some(session) => std::thread::scope(|scope| {
-            let other = scope.spawn(|| read(session, &second_half));
-            let first = read(client, &first_half);
-            let second = other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (first, second)
-        }),
+    let (keyed, fingerprint) = match second {
+        Some(second) => capture_in_two(client, second)?,
         None => {
-            let first = read(client, &first_half);
-            (first, read(client, &second_half))
+            let message = format!(
+                "{BEGIN_SNAPSHOT};\n{PIN_SEARCH_PATH};\n{PIN_RENDERING};\n\
+                 SELECT ({FINGERPRINT}) AS fingerprint;\n{WHOLE};\nCOMMIT"
+            );
+            let messages = run_pinned(client, &message)?;
+            (capture::unordered(&messages), fingerprint_in(&messages))
         }
     };
-    let ((mut keyed, fingerprint), (second_keyed, second_fingerprint)) = (first?, second?);
-    // Unequal: a change committed between the two; the gate will compare digests.
-    let fingerprint = fingerprint.filter(|f| Some(f) == second_fingerprint.as_ref());
-    keyed.extend(second_keyed);
     let entries = capture::ordered(keyed);
     let json = capture::to_json(&entries);
     let digest = capture::digest(&json);
     let sql = format!(
-        "{LZ4_FOR_THIS_TRANSACTION};
-         INSERT INTO public.dreichor_schema_snapshot (operator, reason, previous_digest, digest, fingerprint, entries)
+        "INSERT INTO public.dreichor_schema_snapshot (operator, reason, previous_digest, digest, fingerprint, entries)
          SELECT {}, {}, ({LATEST_DIGEST}), {}, {}, {}::jsonb
-         RETURNING previous_digest, digest, pg_catalog.jsonb_array_length(entries) AS entries",
+         RETURNING previous_digest, digest",
         operator.map_or("NULL".to_string(), literal),
         literal(reason),
         literal(&digest),
@@ -247,15 +289,77 @@ pub fn record(
         literal(&json),
     );
     let messages = run_pinned(client, &pinned(&sql))?;
-    // The last result: the first is the compression setting's.
-    let row = result_sets(&messages)
-        .pop()
-        .and_then(|set| set.into_iter().next())
-        .unwrap_or_default();
+    let row = rows(&messages).into_iter().next().unwrap_or_default();
     Ok(Recorded {
         previous_digest: row.text("previous_digest").map(str::to_string),
         digest: row.string("digest"),
-        entries: row.i64("entries").unwrap_or(0) as usize,
+        entries: entries.len(),
+    })
+}
+
+/// What a capture read: its entries, unordered, each with its position, and the catalog
+/// fingerprint read in the same snapshot.
+type Captured = (Vec<(i64, Entry)>, Option<String>);
+
+/// How every capture transaction of [`record`] begins: one snapshot for all its statements.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// The two halves of [`record`] at once, in one snapshot: the unordered entries, and the
+/// fingerprint read in that snapshot. The second session's transaction ends only after the
+/// run's session has imported its snapshot (an exported snapshot lives as long as the
+/// transaction that exported it).
+fn capture_in_two(client: &mut Client, second: Second<'_>) -> Result<Captured, postgres::Error> {
+    let Second { session, prepared } = second;
+    // The export first, on its own: the fingerprint is read in the same snapshot whenever it
+    // runs, so it goes with the second half.
+    let export = format!(
+        "{BEGIN_SNAPSHOT};\n{PIN_SEARCH_PATH};\n{PIN_RENDERING};\n\
+         SELECT pg_catalog.pg_export_snapshot() AS snapshot, \
+                (SELECT count(*) FROM pg_catalog.pg_prepared_statements \
+                 WHERE name IN ('{PREPARED_FINGERPRINT}', '{PREPARED_PART}')) = 2 AS prepared"
+    );
+    let exported = run_pinned(session, &export)?;
+    let row = rows(&exported).into_iter().next().unwrap_or_default();
+    let import = format!(
+        "{BEGIN_SNAPSHOT};\nSET TRANSACTION SNAPSHOT {};\n{PIN_SEARCH_PATH};\n{PIN_RENDERING}",
+        literal(&row.string("snapshot"))
+    );
+    if let Err(e) = run_pinned(client, &import) {
+        let _ = session.batch_execute("ROLLBACK");
+        return Err(e);
+    }
+    let second_half = if prepared && row.bool("prepared") {
+        format!("EXECUTE {PREPARED_FINGERPRINT};\nEXECUTE {PREPARED_PART};\nCOMMIT")
+    } else {
+        format!(
+            "SELECT ({FINGERPRINT}) AS fingerprint;\n{};\nCOMMIT",
+            PARTS[1]
+        )
+    };
+    let first_half = format!("{};\nCOMMIT", PARTS[0]);
+    let (first, second) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| run_pinned(session, &second_half));
+        let first = run_pinned(client, &first_half);
+        let second = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (first, second)
+    });
+    let (first, second) = (first?, second?);
+    let mut keyed = capture::unordered(&first);
+    keyed.extend(capture::unordered(&second));
+    Ok((keyed, fingerprint_in(&second)))
+}
+
+/// The value of the `fingerprint` column in a simple query's answer, if any.
+fn fingerprint_in(messages: &[postgres::SimpleQueryMessage]) -> Option<String> {
+    messages.iter().find_map(|message| match message {
+        postgres::SimpleQueryMessage::Row(row) => row
+            .try_get("fingerprint")
+            .ok()
+            .flatten()
+            .map(str::to_string),
+        _ => None,
     })
 }
 

@@ -15,6 +15,7 @@ mod drift_fingerprint;
 mod drift_gate_privileges;
 mod drift_histories;
 mod drift_record_race;
+mod drift_recording;
 mod drift_rule_enabled;
 mod hard_reset;
 mod hard_reset_signal;

@@ -1,0 +1,95 @@
+//! How `migrate` records the schema snapshot (SPEC.md, "Schema snapshot and drift"): the
+//! lock's session plans its half while the run applies files, and the entries are stored
+//! with lz4. Neither may change what is recorded, whatever the run meets.
+
+use crate::support::{Project, Tool};
+
+const BASE: &str = "
+CREATE TABLE public.invoice (id bigint PRIMARY KEY, amount numeric NOT NULL);
+CREATE VIEW public.invoice_amount AS SELECT id, amount FROM public.invoice;
+COMMENT ON TABLE public.invoice IS 'one row per invoice';
+";
+
+/// The gate's verdict and proof after a run: compatible, proven by the fingerprint.
+fn assert_no_drift_by_fingerprint(p: &Project) {
+    let gate = p.tool(Tool::SchemaCheck, &["--format", "json"]).run();
+    let doc = gate.json();
+    assert_eq!(gate.code, 0, "{doc:#}");
+    assert_eq!(doc["snapshot_proof"], "fingerprint", "{doc:#}");
+    assert_eq!(doc["drift"].as_array().map(Vec::len), Some(0), "{doc:#}");
+}
+
+/// The entries column is set to lz4 when the table is created, and a table of an earlier
+/// version (pglz, the server's default) is set to it by the next run; the newest entries are
+/// then stored with lz4, and the tools' own table never shows as drift.
+#[test]
+fn the_entries_are_stored_with_lz4_and_an_older_table_is_upgraded() {
+    let p = Project::start();
+    assert_eq!(
+        p.scalar(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        .as_deref(),
+        Some("t"),
+        "this PostgreSQL was built without lz4, which the test needs"
+    );
+    let column = "SELECT attcompression FROM pg_attribute \
+                  WHERE attrelid = 'public.dreichor_schema_snapshot'::regclass AND attname = 'entries'";
+    let newest = "SELECT pg_column_compression(entries) FROM public.dreichor_schema_snapshot \
+                  ORDER BY id DESC LIMIT 1";
+
+    // Entries large enough to be compressed (TOAST compresses values over about 2 kB).
+    let tables: String = (1..=60)
+        .map(|i| format!("CREATE TABLE public.t{i} (id bigint PRIMARY KEY, note text);\n"))
+        .collect();
+    p.write("001_base.sql", format!("{BASE}{tables}"));
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    assert_eq!(p.scalar(column).as_deref(), Some("l"));
+    assert_eq!(p.scalar(newest).as_deref(), Some("lz4"));
+
+    // As an earlier version left it.
+    p.sql("ALTER TABLE public.dreichor_schema_snapshot ALTER COLUMN entries SET COMPRESSION pglz");
+    p.write("002_note.sql", "CREATE TABLE public.note (body text);\n");
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    assert_eq!(p.scalar(column).as_deref(), Some("l"));
+    assert_eq!(p.scalar(newest).as_deref(), Some("lz4"));
+    assert_no_drift_by_fingerprint(&p);
+}
+
+/// The lock's session plans its half of the capture while the run applies files, and runs
+/// it from that plan afterwards; a recording that did not plan ahead (a run that applies
+/// nothing and records the first snapshot) records the same entries, digest and fingerprint.
+#[test]
+fn the_half_planned_ahead_records_what_an_unplanned_one_records() {
+    let p = Project::start();
+    p.write("001_base.sql", BASE);
+    p.sql("ALTER ROLE dreichor_dev SET log_statement = 'all'");
+    let log_before = p.cluster.log().len();
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    let log = p.cluster.log()[log_before..].to_string();
+    for statement in [
+        "PREPARE dreichor_snapshot_part_1 AS",
+        "EXPLAIN EXECUTE dreichor_snapshot_part_1",
+        "EXECUTE dreichor_snapshot_part_1;",
+    ] {
+        assert!(
+            log.contains(statement),
+            "no {statement:?} in the server log:\n{log}"
+        );
+    }
+    let recorded = "SELECT digest || ' ' || fingerprint FROM public.dreichor_schema_snapshot \
+                    ORDER BY id DESC LIMIT 1";
+    let planned = p.scalar(recorded).expect("a snapshot with a fingerprint");
+    assert_no_drift_by_fingerprint(&p);
+
+    // No snapshot: the next run records one though it applies nothing, without planning.
+    p.sql("DELETE FROM public.dreichor_schema_snapshot");
+    let log_before = p.cluster.log().len();
+    let out = p.tool(Tool::Migrate, &[]).run();
+    out.assert_code(0);
+    out.assert_stderr("recorded the schema snapshot");
+    let log = p.cluster.log()[log_before..].to_string();
+    assert!(!log.contains("EXECUTE dreichor_snapshot_part_1"), "{log}");
+    assert_eq!(p.scalar(recorded).as_deref(), Some(planned.as_str()));
+    assert_no_drift_by_fingerprint(&p);
+}
