@@ -159,7 +159,7 @@ const PREPARED_PART: &str = "dreichor_snapshot_part_1";
 /// superuser's file may take one), and a failure only means that [`record`] plans as usual.
 pub fn prepare(client: &mut Client) {
     let sql = format!(
-        "SET LOCAL lock_timeout = '1ms';\nSET LOCAL statement_timeout = '5s';\n\
+        "SET LOCAL lock_timeout = '1ms';\nSET LOCAL statement_timeout = '5s';\n{PIN_RENDERING};\n\
          PREPARE {PREPARED_FINGERPRINT} AS SELECT ({FINGERPRINT}) AS fingerprint;\n\
          PREPARE {PREPARED_PART} AS {};\n\
          EXPLAIN EXECUTE {PREPARED_FINGERPRINT};\nEXPLAIN EXECUTE {PREPARED_PART}",

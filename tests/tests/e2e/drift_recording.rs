@@ -93,3 +93,53 @@ fn the_half_planned_ahead_records_what_an_unplanned_one_records() {
     assert_eq!(p.scalar(recorded).as_deref(), Some(planned.as_str()));
     assert_no_drift_by_fingerprint(&p);
 }
+
+/// The capture never runs JIT-compiled, whatever the role sets: on a large schema its
+/// estimated cost passes `jit_above_cost`, and compiling a query made of deparse calls costs
+/// several times the capture itself (see `capture::PIN_RENDERING`). Here every threshold is
+/// 0 for the role, and `auto_explain` logs the plan of every statement with its JIT details.
+#[test]
+fn the_capture_is_never_jit_compiled() {
+    let p = Project::start();
+    p.write("001_base.sql", BASE);
+    assert_eq!(
+        p.scalar("SELECT pg_jit_available()").as_deref(),
+        Some("t"),
+        "this PostgreSQL has no JIT provider, which the test needs"
+    );
+    p.sql(
+        "ALTER ROLE dreichor_dev SET jit = on; \
+         ALTER ROLE dreichor_dev SET jit_above_cost = 0; \
+         ALTER ROLE dreichor_dev SET session_preload_libraries = 'auto_explain'; \
+         ALTER ROLE dreichor_dev SET auto_explain.log_min_duration = 0; \
+         ALTER ROLE dreichor_dev SET auto_explain.log_nested_statements = on",
+    );
+    let log_before = p.cluster.log().len();
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    p.sql("VACUUM FULL public.invoice");
+    // The gate renders the schema: VACUUM FULL writes a new pg_class row, so the fingerprint
+    // differs.
+    let gate = p.tool(Tool::SchemaCheck, &["--format", "json"]).run();
+    assert_eq!(gate.code, 0, "{:#}", gate.json());
+    assert_eq!(gate.json()["snapshot_proof"], "digest");
+    let log = p.cluster.log()[log_before..].to_string();
+    // The setting works: the tools' other statements are compiled.
+    assert!(
+        log.contains("JIT:"),
+        "no statement was JIT-compiled:\n{log}"
+    );
+    let captures: Vec<&str> = log
+        .split("LOG:  duration:")
+        .filter(|plan| plan.contains("pg_get_indexdef") || plan.contains("pg_get_functiondef"))
+        .collect();
+    assert!(
+        captures.len() >= 3,
+        "the capture's plans are not in the log:\n{log}"
+    );
+    for plan in captures {
+        assert!(
+            !plan.contains("JIT:"),
+            "a capture was JIT-compiled:\n{plan}"
+        );
+    }
+}
