@@ -87,3 +87,36 @@ fn a_temporary_table_does_not_cost_the_cheap_path_for_good() {
         "the temporary schema a session left behind changed the fingerprint"
     );
 }
+
+/// The gate reads the second half of the fingerprint on a second session, at the same time
+/// as the first session reads everything else. A role limited to one connection still gets
+/// its verdict on the cheap path, whichever of the two takes the slot first; and the gate
+/// leaves no session behind.
+#[test]
+fn a_role_limited_to_one_connection_still_gets_the_cheap_path() {
+    let p = Project::start();
+    p.write("001_base.sql", BASE);
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    p.sql("ALTER ROLE dreichor_dev CONNECTION LIMIT 1");
+    for run in 1..=10 {
+        assert_eq!(
+            assert_no_drift(&p, &format!("gate run {run} with CONNECTION LIMIT 1")),
+            "fingerprint"
+        );
+    }
+    p.sql("ALTER ROLE dreichor_dev CONNECTION LIMIT -1");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = p.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dreichor-schema-check'",
+        );
+        if left.as_deref() == Some("0") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the gate left {left:?} sessions behind"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
