@@ -169,7 +169,7 @@ pub fn migrate(
         return dry_run(&mut client, url, env, files);
     }
     let mut hold = take_lock(url, env, options, progress)?;
-    let ensured = ensure_table(&mut client, url, files, progress)?;
+    let (ensured, lz4_pending) = ensure_table(&mut client, url, files, progress)?;
     let before = snapshot_before(&mut client, url)?;
     let mut applied = tracking::read(&mut client, Shape::Current)
         .map_err(|e| failed(url, "reading the tracking table", &e))?;
@@ -203,6 +203,9 @@ pub fn migrate(
     // reports the pending file, not their objects, as the problem. Only under the lock.
     if !summary.applied.is_empty() || (before.records_anyway() && outcome.is_ok()) {
         if !client.is_closed() && hold.verify().is_ok() {
+            if lz4_pending {
+                snapshots::use_lz4(&mut client);
+            }
             match record_snapshot(
                 &mut client,
                 Second {
@@ -272,13 +275,14 @@ fn take_lock(
 }
 
 /// Creates or upgrades the tracking table, keeps the tools' tables read-only for other roles,
-/// and says what it did.
+/// and says what it did; with whether the snapshot table's entries column waits for lz4
+/// ([`snapshots::use_lz4`], before a snapshot is recorded).
 fn ensure_table(
     client: &mut Client,
     url: &DbUrl,
     files: &[Migration],
     progress: &mut dyn FnMut(&str),
-) -> Result<tracking::Ensured, Error> {
+) -> Result<(tracking::Ensured, bool), Error> {
     let ensured = tracking::ensure(client, files).map_err(|e| {
         let mut error = failed(url, "creating or upgrading the tracking table", &e);
         if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
@@ -310,7 +314,7 @@ fn ensure_table(
     }
     // Created before the privileges on the tools' tables are put right, so that the
     // snapshot table is covered from its first run.
-    ensure_snapshot_table(client, url, progress)?;
+    let lz4_pending = ensure_snapshot_table(client, url, progress)?;
     let revoked = crate::grants::keep_tools_tables_read_only(client).map_err(|e| {
         failed(
             url,
@@ -324,24 +328,25 @@ fn ensure_table(
             revoked.join("; ")
         ));
     }
-    Ok(ensured)
+    Ok((ensured, lz4_pending))
 }
 
-/// Creates the snapshot table next to the tracking table when it is missing.
+/// Creates the snapshot table next to the tracking table when it is missing; says whether
+/// its entries column waits for lz4.
 fn ensure_snapshot_table(
     client: &mut Client,
     url: &DbUrl,
     progress: &mut dyn FnMut(&str),
-) -> Result<(), Error> {
-    if snapshots::ensure(client)
-        .map_err(|e| failed(url, "creating the schema snapshot table", &e))?
-    {
+) -> Result<bool, Error> {
+    let ensured = snapshots::ensure(client)
+        .map_err(|e| failed(url, "creating the schema snapshot table", &e))?;
+    if ensured.created {
         progress(&format!(
             "created the schema snapshot table {}",
             snapshots::TABLE
         ));
     }
-    Ok(())
+    Ok(ensured.lz4_pending)
 }
 
 /// What the run found before applying: whether there is a snapshot, whether it is older than

@@ -131,7 +131,8 @@ pub fn accept(
             first.version
         )));
     }
-    store::ensure(&mut client).map_err(|e| failed(url, "creating the snapshot table", &e))?;
+    let ensured =
+        store::ensure(&mut client).map_err(|e| failed(url, "creating the snapshot table", &e))?;
     let comparison = store::compare(&mut client)
         .map_err(|e| failed(url, "comparing the schema with its snapshot", &e))?;
     let (previous_digest, accepted, equivalent) = match comparison {
@@ -152,6 +153,9 @@ pub fn accept(
         } => (Some(recorded), drift, Vec::new()),
     };
     confirm(&accepted, &equivalent)?;
+    if ensured.lz4_pending {
+        store::use_lz4(&mut client);
+    }
     let recorded = store::record(
         &mut client,
         Some(store::Second {

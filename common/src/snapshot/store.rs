@@ -194,38 +194,57 @@ pub fn prepare(client: &mut Client) {
     let _ = run_pinned(client, &pinned_read_only(&sql));
 }
 
-/// Creates the table when missing; says whether it did. The caller holds the migration lock.
+/// What [`ensure`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ensured {
+    /// The table was created.
+    pub created: bool,
+    /// The entries column should be set to lz4 ([`use_lz4`]), right before the next
+    /// snapshot is recorded.
+    pub lz4_pending: bool,
+}
+
+/// Creates the table when missing; says whether it did, and whether its entries column
+/// waits for lz4. The caller holds the migration lock.
 ///
 /// The entries (about 100 kB of JSON for 800 entries, stored out of line) are compressed with
 /// lz4 rather than pglz where the server was built with lz4 (PostgreSQL 14+,
 /// `default_toast_compression`'s choices): pglz cost about a tenth of recording a snapshot,
 /// lz4 a small fraction of that. Set on the column once (`SET COMPRESSION`, which applies to
-/// values written from then on; a table of an earlier version gets it on its next run), so
-/// that recording needs no setting; reading needs nothing, the method is stored with each
-/// value.
-pub fn ensure(client: &mut Client) -> Result<bool, postgres::Error> {
+/// values written from then on), so that recording needs no setting; reading needs nothing,
+/// the method is stored with each value. Not here but by [`use_lz4`], right before a snapshot
+/// is recorded: it rewrites the column's `pg_attribute` row, which the catalog fingerprint
+/// counts, so a run that records nothing must not do it (the recorded fingerprint would never
+/// match again, and every gate would render the schema until the next migration).
+pub fn ensure(client: &mut Client) -> Result<Ensured, postgres::Error> {
     let sql = format!(
         "SELECT pg_catalog.to_regclass('{TABLE}') IS NULL AS missing;\n{CREATE};\n{WANTS_LZ4}"
     );
     let messages = run_pinned(client, &pinned(&sql))?;
     let sets = result_sets(&messages);
-    let missing = sets
-        .first()
-        .and_then(|set| set.first())
-        .is_some_and(|r| r.bool("missing"));
-    if sets
-        .last()
-        .and_then(|set| set.first())
-        .is_some_and(|r| r.bool("wants_lz4"))
-    {
-        run_pinned(
-            client,
-            &pinned(&format!(
-                "ALTER TABLE {TABLE} ALTER COLUMN entries SET COMPRESSION lz4"
-            )),
-        )?;
-    }
-    Ok(missing)
+    let flag = |set: Option<&Vec<Row>>, column: &str| {
+        set.and_then(|set| set.first())
+            .is_some_and(|r| r.bool(column))
+    };
+    Ok(Ensured {
+        created: flag(sets.first(), "missing"),
+        lz4_pending: flag(sets.last(), "wants_lz4"),
+    })
+}
+
+/// Sets the entries column to lz4 ([`ensure`] says when it waits for it): call it right
+/// before [`record`], whose fingerprint then counts the change. It takes an ACCESS EXCLUSIVE
+/// lock on the table, so it waits at most 100 ms for one (a reader in an open transaction,
+/// the gate): on any failure the column is left as it is, for the next run that records,
+/// and the run goes on; nothing but the compression of new entries depends on it.
+pub fn use_lz4(client: &mut Client) {
+    let _ = run_pinned(
+        client,
+        &pinned(&format!(
+            "SET LOCAL lock_timeout = '100ms';\n\
+             ALTER TABLE {TABLE} ALTER COLUMN entries SET COMPRESSION lz4"
+        )),
+    );
 }
 
 /// Whether the entries column should be set to lz4: it is not yet, and the server has it

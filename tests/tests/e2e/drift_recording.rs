@@ -143,3 +143,76 @@ fn the_capture_is_never_jit_compiled() {
         );
     }
 }
+
+/// Setting an older table's entries column to lz4 rewrites a catalog row the fingerprint
+/// counts, so only a run that records a snapshot may do it, right before it captures: a run
+/// with nothing to apply (a deploy routine's `migrate`, the first after an upgrade of the
+/// tools) must leave it alone, or the recorded fingerprint never matches again and every gate
+/// renders the whole schema until the next migration (`migrate snapshot` then finds nothing
+/// to accept either). It takes an ACCESS EXCLUSIVE lock: a session that reads the table in
+/// an open transaction must not make the run fail (nor queue the gate's reads behind it for
+/// the run's lock_timeout); the column is then set by a later run.
+#[test]
+fn an_older_table_is_set_to_lz4_only_by_a_run_that_records_and_never_holds_one_up() {
+    let p = Project::start();
+    let column = "SELECT attcompression FROM pg_attribute \
+                  WHERE attrelid = 'public.dreichor_schema_snapshot'::regclass AND attname = 'entries'";
+    // Entries large enough to be compressed (TOAST compresses values over about 2 kB).
+    let tables: String = (1..=60)
+        .map(|i| format!("CREATE TABLE public.t{i} (id bigint PRIMARY KEY, note text);\n"))
+        .collect();
+    p.write("001_base.sql", format!("{BASE}{tables}"));
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    // As an earlier version left it: the column at the server's default, and the newest
+    // snapshot's fingerprint recorded over that.
+    p.sql(
+        "ALTER TABLE public.dreichor_schema_snapshot ALTER COLUMN entries SET COMPRESSION default",
+    );
+    p.sql(&format!(
+        "UPDATE public.dreichor_schema_snapshot SET fingerprint = ({}) \
+         WHERE id = (SELECT max(id) FROM public.dreichor_schema_snapshot)",
+        common::snapshot::FINGERPRINT
+    ));
+    assert_no_drift_by_fingerprint(&p);
+
+    // Nothing to apply, nothing recorded: the table is left as it is.
+    let out = p.tool(Tool::Migrate, &[]).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("nothing to apply"), "{}", out.stdout);
+    assert_eq!(p.scalar(column).as_deref(), Some(""));
+    assert_no_drift_by_fingerprint(&p);
+
+    // A reader holds the table in an open transaction: the run applies and records all the
+    // same, and the column waits for a later run.
+    let mut reader = p.cluster.admin_db("dreichor_dev");
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM public.dreichor_schema_snapshot")
+        .expect("read the snapshot table in an open transaction");
+    p.write("002_note.sql", "CREATE TABLE public.note (body text);\n");
+    let started = std::time::Instant::now();
+    let out = p.tool(Tool::Migrate, &[]).run();
+    out.assert_code(0);
+    out.assert_stderr("recorded the schema snapshot");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the run waited {:?} for the reader",
+        started.elapsed()
+    );
+    reader.batch_execute("ROLLBACK").expect("end the reader");
+    assert_eq!(p.scalar(column).as_deref(), Some(""));
+    assert_no_drift_by_fingerprint(&p);
+
+    // The next run that records sets it, before capturing: the fingerprint it records counts it.
+    p.write("003_memo.sql", "CREATE TABLE public.memo (body text);\n");
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    assert_eq!(p.scalar(column).as_deref(), Some("l"));
+    assert_eq!(
+        p.scalar(
+            "SELECT pg_column_compression(entries) FROM public.dreichor_schema_snapshot \
+             ORDER BY id DESC LIMIT 1"
+        )
+        .as_deref(),
+        Some("lz4")
+    );
+    assert_no_drift_by_fingerprint(&p);
+}
