@@ -294,6 +294,19 @@ impl Hold {
     }
 }
 
+impl Drop for Hold {
+    /// A session still lent ends after its work, as [`Hold::lend`] promises every other use:
+    /// a run that fails or is interrupted before it needs the session again drops the hold
+    /// and exits, and a detached thread would be killed mid-statement, which the server logs
+    /// as a lost client (and which holds the lock until the server notices).
+    fn drop(&mut self) {
+        if let Some(lent) = self.lent.take() {
+            // A panic of the work has nothing left to spoil; the session ends either way.
+            let _ = lent.join();
+        }
+    }
+}
+
 /// Polls for the lock on `session`, a session of its own that will hold it, for at most `wait`.
 /// `on_wait` is called once, with the holder, when the first attempt fails, so that the
 /// operator knows why nothing happens.

@@ -216,3 +216,48 @@ fn an_older_table_is_set_to_lz4_only_by_a_run_that_records_and_never_holds_one_u
     );
     assert_no_drift_by_fingerprint(&p);
 }
+
+/// A run whose first file fails records nothing, and ends while the lock's session may still
+/// be planning its half (a file with a typo fails in a millisecond, the planning takes tens):
+/// the session must end with its work, not be cut off mid-statement, which the server logs
+/// as a lost client ("could not send data to client", "connection to client lost") on every
+/// such run, and which holds the lock until the server notices.
+#[test]
+fn a_run_whose_first_file_fails_ends_the_lent_session_cleanly() {
+    let p = Project::start();
+    p.write("001_base.sql", BASE);
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    for run in 2..=4 {
+        let file = format!("{run:03}_typo.sql");
+        p.write(&file, "CREATE TABLE public.oops (;\n");
+        let log_before = p.cluster.log().len();
+        p.tool(Tool::Migrate, &[]).run().assert_code(1);
+        // Both sessions gone: whatever the server logs about them is in the log by now.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'dreichor-migrate%'",
+        )
+        .as_deref()
+            != Some("0")
+        {
+            assert!(
+                std::time::Instant::now() < until,
+                "a session of the run outlived it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = p.cluster.log()[log_before..].to_string();
+        for lost in [
+            "could not send data to client",
+            "connection to client lost",
+            "unexpected EOF on client connection",
+            "could not receive data from client",
+        ] {
+            assert!(
+                !log.contains(lost),
+                "run {run}: {lost:?} in the server log:\n{log}"
+            );
+        }
+        p.remove(&file);
+    }
+}
