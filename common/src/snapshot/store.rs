@@ -183,9 +183,12 @@ const PREPARED_PART: &str = "dreichor_snapshot_part_1";
 /// Reads only system catalogs: no user relation is named, opened or locked, so it cannot
 /// block or deadlock with a file. It gives up rather than wait for a catalog lock (a
 /// superuser's file may take one), and a failure only means that [`record`] plans as usual.
+/// READ COMMITTED whatever the role's defaults: a serializable, deferrable read-only
+/// transaction (`default_transaction_isolation`, `default_transaction_deferrable`) would
+/// wait for a safe snapshot, that is for the running file to end.
 pub fn prepare(client: &mut Client) {
     let sql = format!(
-        "SET LOCAL lock_timeout = '1ms';\nSET LOCAL statement_timeout = '5s';\n{PIN_RENDERING};\n\
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED;\nSET LOCAL lock_timeout = '1ms';\nSET LOCAL statement_timeout = '5s';\n{PIN_RENDERING};\n\
          PREPARE {PREPARED_FINGERPRINT} AS SELECT ({FINGERPRINT}) AS fingerprint;\n\
          PREPARE {PREPARED_PART} AS {};\n\
          EXPLAIN EXECUTE {PREPARED_FINGERPRINT};\nEXPLAIN EXECUTE {PREPARED_PART}",

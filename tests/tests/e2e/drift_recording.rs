@@ -261,3 +261,48 @@ fn a_run_whose_first_file_fails_ends_the_lent_session_cleanly() {
         p.remove(&file);
     }
 }
+
+/// The lock's session plans its half while a file runs, whatever isolation the role's
+/// defaults give a transaction: with `serializable` and `default_transaction_deferrable`,
+/// a read-only transaction waits for a safe snapshot, that is for the running file's
+/// transaction to end, and a file longer than the planning's own 5 s statement_timeout then
+/// left "canceling statement due to statement timeout" in the server log and no plan.
+#[test]
+fn the_planning_ahead_never_waits_for_the_running_file() {
+    let p = Project::start();
+    p.write("001_base.sql", BASE);
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    p.sql(
+        "ALTER ROLE dreichor_dev SET default_transaction_isolation = 'serializable'; \
+         ALTER ROLE dreichor_dev SET default_transaction_deferrable = on; \
+         ALTER ROLE dreichor_dev SET log_statement = 'all'",
+    );
+    let log_before = p.cluster.log().len();
+    p.write(
+        "002_slow.sql",
+        "CREATE TABLE public.note (body text);\nINSERT INTO public.note VALUES ('x');\nSELECT pg_sleep(2);\n",
+    );
+    let mut run = p.tool(Tool::Migrate, &[]).spawn();
+    run.wait_for_stderr("applying 002_slow", std::time::Duration::from_secs(30));
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        let waiting = p.scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'dreichor-migrate-lock' AND wait_event = 'SafeSnapshot'",
+        );
+        assert_eq!(
+            waiting.as_deref(),
+            Some("0"),
+            "the lock's session waits for the running file to end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run.wait();
+    out.assert_code(0);
+    out.assert_stderr("recorded the schema snapshot");
+    // Planned ahead, and run from the plan.
+    let log = p.cluster.log()[log_before..].to_string();
+    assert!(log.contains("EXECUTE dreichor_snapshot_part_1;"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    assert_no_drift_by_fingerprint(&p);
+}
