@@ -356,8 +356,11 @@ fn observe(url: &DbUrl, env: Env, timeout: Duration, newest: bool) -> Result<Obs
     // pinned for the whole session: the gate's queries must mean the catalog's functions and
     // operators, not a look-alike a role put ahead of pg_catalog; the tracking table is
     // always named with its schema.
+    // Not deferrable, whatever the role's defaults: a serializable, read-only, deferrable
+    // transaction waits for a safe snapshot, that is until every serializable writer running
+    // beside it ends (a migration's file, the runtime's work), and the gate would wait with it.
     let options = format!(
-        "{} -c default_transaction_read_only=on -c statement_timeout={}",
+        "{} -c default_transaction_read_only=on -c default_transaction_deferrable=off -c statement_timeout={}",
         connect::TOOL_SESSION_OPTIONS,
         timeout.as_millis()
     );

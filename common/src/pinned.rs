@@ -15,9 +15,12 @@ pub fn pinned(sql: &str) -> String {
     format!("BEGIN;\n{PIN_SEARCH_PATH};\n{sql};\nCOMMIT")
 }
 
-/// [`pinned`], in a read-only transaction: for the queries that only read.
+/// [`pinned`], in a read-only transaction: for the queries that only read. Never deferrable,
+/// whatever the role's defaults (`default_transaction_isolation = serializable` with
+/// `default_transaction_deferrable`): a deferrable one waits for a safe snapshot, that is
+/// until every serializable writer running beside it ends.
 pub fn pinned_read_only(sql: &str) -> String {
-    format!("BEGIN READ ONLY;\n{PIN_SEARCH_PATH};\n{sql};\nCOMMIT")
+    format!("BEGIN READ ONLY, NOT DEFERRABLE;\n{PIN_SEARCH_PATH};\n{sql};\nCOMMIT")
 }
 
 /// Runs a [`pinned`] message, ending the failed transaction on error so that the session

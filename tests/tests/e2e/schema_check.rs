@@ -1148,3 +1148,50 @@ fn a_big_file_costs_the_gate_constant_memory_and_migrate_less_than_twice_its_siz
         checked.stderr
     );
 }
+
+/// Serializable and deferrable by the role's defaults, a read-only transaction waits for a
+/// safe snapshot: until every serializable writer running beside it ends (the runtime's work,
+/// a migration's file). The gate's reads, on both its sessions, and migrate's own reads are
+/// never deferrable: with such a writer open, the gate still answers within its timeout, on
+/// the cheap path, and `migrate` with nothing to apply still runs.
+#[test]
+fn a_serializable_deferrable_default_never_makes_the_reads_wait_for_a_writer() {
+    let db = Project::start();
+    db.write("001_a.sql", FILE_A);
+    db.tool(Tool::Migrate, &[]).run().assert_code(0);
+    db.cluster.sql(
+        "postgres",
+        "ALTER ROLE dreichor_dev SET default_transaction_isolation = 'serializable';\
+         ALTER ROLE dreichor_dev SET default_transaction_deferrable = on;",
+    );
+    let mut writer = db.connect_as_dev("dreichor-test-writer");
+    writer
+        .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE; INSERT INTO public.a VALUES (2)")
+        .expect("a serializable writer");
+    // The trap works: a read in the role's defaults waits for the writer.
+    let mut reader = db.connect_as_dev("dreichor-test-reader");
+    let waited = reader
+        .batch_execute("SET statement_timeout = '500ms'; BEGIN READ ONLY; SELECT 1")
+        .expect_err("a deferrable read-only transaction waits for the writer");
+    assert!(
+        waited.to_string().contains("statement timeout")
+            || format!("{waited:?}").contains("statement timeout"),
+        "{waited:?}"
+    );
+    drop(reader);
+
+    let out = db.check(&["--timeout", "5"]);
+    let doc = assert_clean_compatible(&out);
+    assert_eq!(doc["snapshot_proof"], "fingerprint", "{doc:#}");
+    let run = db
+        .tool(Tool::Migrate, &[])
+        .timeout(Duration::from_secs(30))
+        .run();
+    run.assert_code(0);
+    let status = db
+        .tool(Tool::Migrate, &["status"])
+        .timeout(Duration::from_secs(30))
+        .run();
+    status.assert_code(0);
+    writer.batch_execute("ROLLBACK").expect("end the writer");
+}
