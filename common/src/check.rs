@@ -157,7 +157,11 @@ pub struct CheckReport {
     /// (every differing definition is an equivalent rendering, as after a restore); `None`
     /// with drift or without a snapshot.
     pub snapshot_proof: Option<Proof>,
-    /// Every object that differs from the recorded snapshot: changed outside migrations.
+    /// The snapshot is older than the newest applied migration (a run ended before
+    /// recording it): the drift may be that run's own changes.
+    pub snapshot_stale: bool,
+    /// Every object that differs from the recorded snapshot: changed outside migrations
+    /// (unless the snapshot is stale).
     pub drift: Vec<Drift>,
     /// How many versions the tracking table records.
     pub applied: usize,
@@ -646,6 +650,10 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             Some(Comparison::Same { proof, .. }) => Some(*proof),
             _ => None,
         },
+        snapshot_stale: matches!(
+            observed.snapshot,
+            Some(Comparison::Drifted { stale: true, .. })
+        ),
         drift: match observed.snapshot {
             Some(Comparison::Drifted { drift, .. }) => drift,
             _ => Vec::new(),
@@ -749,10 +757,25 @@ fn judge(env: Env, expected: &Expected, observed: Observed, strict: bool) -> Che
             "a migration run is in progress (the migration lock is held by {holder}); wait for it to finish"
         ));
     }
-    for drift in &report.drift {
-        report.reasons.push(format!("drift: {drift}"));
+    if report.snapshot_stale {
+        // A run applied files and ended before recording the snapshot: the differences may
+        // be its files' own changes, so none is said to be made outside migrations.
+        for drift in &report.drift {
+            report.reasons.push(format!(
+                "drift: {} since the snapshot",
+                drift.since_snapshot()
+            ));
+        }
+        report.reasons.push(format!(
+            "the schema snapshot of {} is older than the newest applied migration: a migrate run applied files and ended before recording it, so the differences above may be those files' own changes, hand changes, or both. Run infra/db/migrate.sh --env {env} again: it records the snapshot (its reason names the differences it includes); revert any hand change first (docs/operations.md, 3.5 \"Schema drift\")",
+            env.database()
+        ));
+    } else {
+        for drift in &report.drift {
+            report.reasons.push(format!("drift: {drift}"));
+        }
     }
-    if !report.drift.is_empty() {
+    if !report.drift.is_empty() && !report.snapshot_stale {
         report.reasons.push(format!(
             "the schema of {} was changed outside migrations: revert the change, or make it official with a new migration; a change nobody made (a PostgreSQL or extension upgrade) is accepted with `migrate snapshot --reason TEXT` (docs/operations.md, 3.5 \"Schema drift\")",
             env.database()
@@ -850,6 +873,7 @@ mod tests {
                 recorded: "a".into(),
                 live: "b".into(),
                 drift: snapshot::diff(&recorded, &[]),
+                stale: false,
             }),
             ..observed(&[("001_a", Some("x"))])
         };

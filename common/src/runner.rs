@@ -404,7 +404,15 @@ fn snapshot_before(client: &mut Client, url: &DbUrl) -> Result<Before, Error> {
 fn warn_drift_before(before: &Before, pending: usize, progress: &mut dyn FnMut(&str)) {
     let recorded = pending > 0 || before.records_anyway();
     for d in &before.drift {
-        if recorded {
+        if before.stale {
+            // The run that applied the newest migration ended before recording the snapshot:
+            // the difference may be its own change, so it is not called a hand change. A
+            // stale snapshot is always recorded again (records_anyway).
+            progress(&format!(
+                "warning: found before applying: {} since the schema snapshot, which is older than the newest applied migration (a migrate run applied files and ended before recording it): it may be that run's own change or a hand change; this run records the snapshot, which includes it (its reason names it). To keep a hand change out of it, revert it before running migrate; see docs/operations.md, 3.5 \"Schema drift\"",
+                d.since_snapshot()
+            ));
+        } else if recorded {
             progress(&format!(
                 "warning: drift found before applying: {d}; when this run records its snapshot after applying, the snapshot includes it, accepted (its reason names it). To keep a hand change out of it, revert it before running migrate; see docs/operations.md, 3.5 \"Schema drift\""
             ));
@@ -445,12 +453,23 @@ fn record_snapshot(
             .drift
             .iter()
             .take(NAMED_IN_REASON)
-            .map(ToString::to_string)
+            .map(|d| {
+                if before.stale {
+                    d.since_snapshot().to_string()
+                } else {
+                    d.to_string()
+                }
+            })
             .collect();
         let more = before.drift.len().saturating_sub(NAMED_IN_REASON);
         reason.push_str(&format!(
-            "; accepted {} found before applying: {}{}",
+            "; accepted {} found before applying{}: {}{}",
             crate::wording::counted(before.drift.len(), "difference"),
+            if before.stale {
+                " (from a snapshot older than the newest applied migration: that run's own changes, hand changes, or both)"
+            } else {
+                ""
+            },
             named.join("; "),
             if more > 0 {
                 format!(" and {more} more")
@@ -792,6 +811,21 @@ impl Report for Status {
                         ", up to {} equivalent rendering{} (a dump/restore parses definitions again; the next run that applies a file, or `migrate snapshot`, records them)",
                         equivalent.len(),
                         if equivalent.len() == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+            Comparison::Drifted {
+                drift, stale: true, ..
+            } => {
+                out.push_str(&format!(
+                    "\nschema: {} difference{} from the snapshot, which is older than the newest applied migration (a migrate run applied files and ended before recording it): that run's own changes, hand changes, or both; the next migrate run records the snapshot",
+                    drift.len(),
+                    if drift.len() == 1 { "" } else { "s" }
+                ));
+                for d in drift {
+                    out.push_str(&format!(
+                        "\ndrift: {} since the snapshot",
+                        d.since_snapshot()
                     ));
                 }
             }

@@ -114,6 +114,26 @@ impl fmt::Display for Drift {
     /// `table public.invoice: column note (text) added outside migrations`,
     /// `index public.invoice_due: dropped outside migrations`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, " outside migrations")
+    }
+}
+
+impl Drift {
+    /// The difference without saying who made it (`... added`, `... dropped`, `... changed:
+    /// was X, is Y`): for a snapshot older than the newest applied migration, where it may be
+    /// that migration's own change as well as a hand change.
+    pub fn since_snapshot(&self) -> impl fmt::Display + '_ {
+        struct SinceSnapshot<'a>(&'a Drift);
+        impl fmt::Display for SinceSnapshot<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, "")
+            }
+        }
+        SinceSnapshot(self)
+    }
+
+    /// Writes the difference, `by` after its verb (" outside migrations", or nothing).
+    fn write(&self, f: &mut fmt::Formatter<'_>, by: &str) -> fmt::Result {
         f.write_str(&self.subject())?;
         let column = self.kind == "column";
         match self.change {
@@ -121,13 +141,13 @@ impl fmt::Display for Drift {
                 if let Some(def) = self.actual.as_deref().and_then(short).filter(|_| column) {
                     write!(f, " ({def})")?;
                 }
-                write!(f, " added outside migrations")
+                write!(f, " added{by}")
             }
-            Change::Dropped => write!(f, ": dropped outside migrations"),
+            Change::Dropped => write!(f, ": dropped{by}"),
             Change::Changed => {
                 let expected = self.expected.as_deref().unwrap_or_default();
                 let actual = self.actual.as_deref().unwrap_or_default();
-                write!(f, ": changed outside migrations: ")?;
+                write!(f, ": changed{by}: ")?;
                 match (short(expected), short(actual)) {
                     (Some(e), Some(a)) => write!(f, "was {}, is {}", quoted(e), quoted(a)),
                     _ => write!(f, "{}", first_difference(expected, actual)),

@@ -135,10 +135,12 @@ pub fn finish(
             "its digest {recorded} does not match its entries"
         )));
     }
+    let stale = is_stale(client).unwrap_or(false);
     Ok(Comparison::Drifted {
         recorded,
         live,
         drift,
+        stale,
     })
 }
 
@@ -158,6 +160,7 @@ pub fn capture_live(client: &mut Client) -> Result<Vec<Entry>, postgres::Error> 
 
 /// Whether the newest snapshot is older than the newest applied migration: a run applied
 /// files and ended (killed, its connection lost) before recording the snapshot after them.
+/// An error (a tracking table of an older shape, without `applied_at`) is for the caller.
 /// Both times are the server's (`now()` of each transaction), and a snapshot is recorded after
 /// its run's files commit, so an up-to-date one is never older. Needs the snapshot table.
 pub fn is_stale(client: &mut Client) -> Result<bool, postgres::Error> {
@@ -434,6 +437,10 @@ pub enum Comparison {
         live: String,
         /// What differs.
         drift: Vec<Drift>,
+        /// The snapshot is older than the newest applied migration ([`is_stale`]): a run
+        /// applied files and ended before recording it, so the differences may be those
+        /// files' own changes as well as hand changes.
+        stale: bool,
     },
 }
 

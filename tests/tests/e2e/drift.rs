@@ -601,8 +601,9 @@ fn a_run_that_applies_files_says_it_accepts_the_drift_it_found_and_records_which
 }
 
 /// A run killed after applying its files but before recording the snapshot leaves a snapshot
-/// older than the newest applied migration: the gate reports that run's own objects as drift.
-/// The next run records the snapshot even with nothing to apply, saying why.
+/// older than the newest applied migration: the gate reports that run's own objects as
+/// differences, without calling them hand changes. The next run records the snapshot even with
+/// nothing to apply, saying why.
 #[test]
 fn a_snapshot_older_than_the_newest_migration_is_recorded_by_the_next_run() {
     let p = migrated_project();
@@ -629,7 +630,7 @@ fn a_snapshot_older_than_the_newest_migration_is_recorded_by_the_next_run() {
         p.scalar("SELECT reason FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1");
     assert_eq!(
         reason.as_deref().unwrap_or_default(),
-        "the run that applied the newest migration ended before recording its snapshot; accepted 1 difference found before applying: table public.invoice: column note (text) added outside migrations"
+        "the run that applied the newest migration ended before recording its snapshot; accepted 1 difference found before applying (from a snapshot older than the newest applied migration: that run's own changes, hand changes, or both): table public.invoice: column note (text) added"
     );
     assert_no_drift(&p, "the next run after an interrupted one");
     // Up to date now: an empty run records nothing more.

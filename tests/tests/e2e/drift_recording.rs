@@ -306,3 +306,55 @@ fn the_planning_ahead_never_waits_for_the_running_file() {
     assert!(!log.contains("ERROR"), "{log}");
     assert_no_drift_by_fingerprint(&p);
 }
+
+/// A run that applied a file and ended before recording the snapshot (killed, its connection
+/// lost) leaves a snapshot older than the newest applied migration. The differences are then
+/// that file's own objects, maybe hand changes too: no message calls them made "outside
+/// migrations", the gate says what happened and what to do, and the next run records the
+/// snapshot and says what it includes.
+#[test]
+fn a_snapshot_older_than_the_newest_migration_blames_nobody() {
+    let p = Project::start();
+    p.write("001_base.sql", BASE);
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    p.write("002_note.sql", "CREATE TABLE public.note (body text);\n");
+    p.tool(Tool::Migrate, &[]).run().assert_code(0);
+    // The state a run killed between its file's commit and the snapshot leaves.
+    p.sql(
+        "DELETE FROM public.dreichor_schema_snapshot \
+         WHERE id = (SELECT max(id) FROM public.dreichor_schema_snapshot)",
+    );
+
+    let gate = p.tool(Tool::SchemaCheck, &[]).run();
+    assert_eq!(gate.code, 1, "{gate:?}");
+    let text = format!("{}{}", gate.stdout, gate.stderr);
+    assert!(
+        text.contains("table public.note added since the snapshot"),
+        "{text}"
+    );
+    assert!(
+        text.contains("older than the newest applied migration"),
+        "{text}"
+    );
+    assert!(!text.contains("outside migrations"), "{text}");
+
+    let status = p.tool(Tool::Migrate, &["status"]).run();
+    let text = format!("{}{}", status.stdout, status.stderr);
+    assert!(
+        text.contains("older than the newest applied migration"),
+        "{text}"
+    );
+    assert!(!text.contains("outside migrations"), "{text}");
+
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("outside migrations"), "{}", run.stderr);
+    run.assert_stderr("table public.note added since the schema snapshot");
+    run.assert_stderr("recorded the schema snapshot");
+    let reason = p
+        .scalar("SELECT reason FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1")
+        .unwrap_or_default();
+    assert!(reason.contains("that run's own changes"), "{reason}");
+    assert!(!reason.contains("outside migrations"), "{reason}");
+    assert_no_drift_by_fingerprint(&p);
+}
