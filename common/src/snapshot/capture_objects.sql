@@ -27,6 +27,12 @@ obj AS (
            NULL, CASE WHEN col.attacl = '{}' THEN NULL ELSE col.attacl END
     FROM col
     UNION ALL
+    -- A composite type's attributes, for their comments (COMMENT ON COLUMN type.attribute).
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, a.attrelid, a.attnum,
+           'column ' || typ.name || '.' || pg_catalog.quote_ident(a.attname), NULL, NULL
+    FROM typ JOIN pg_catalog.pg_attribute a ON a.attrelid = typ.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE typ.typtype = 'c'
+    UNION ALL
     SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, fn.oid, 0, fn.kind || ' ' || fn.name,
            fn.proowner, coalesce(fn.proacl, pg_catalog.acldefault('f', fn.proowner))
     FROM fn

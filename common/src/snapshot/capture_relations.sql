@@ -26,9 +26,11 @@ SELECT rel.kind, '', rel.name, 0, pg_catalog.ltrim(
        || CASE WHEN rel.indisreplident THEN ' (REPLICA IDENTITY)' ELSE '' END
        || CASE WHEN rel.relpersistence = 'u' THEN ' UNLOGGED' ELSE '' END
        || CASE WHEN rel.relkind = 'p' THEN ' PARTITION BY ' || pg_catalog.pg_get_partkeydef(rel.oid) ELSE '' END
+       -- A partition's parent and bounds; a partition index (attached to its partitioned
+       -- table's index) has a parent but no bounds.
        || CASE WHEN rel.relispartition
                THEN ' PARTITION OF ' || (SELECT h.inhparent::pg_catalog.regclass::text FROM pg_catalog.pg_inherits h WHERE h.inhrelid = rel.oid)
-                    || ' ' || pg_catalog.pg_get_expr(rel.relpartbound, rel.oid)
+                    || coalesce(' ' || pg_catalog.pg_get_expr(rel.relpartbound, rel.oid), '')
                ELSE coalesce(' INHERITS (' || inh.parents || ')', '') END
        || CASE WHEN rel.relkind IN ('r', 'p', 'm') AND rel.relam IS NOT NULL AND rel.relam <> 0
                     AND (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = rel.relam) <> 'heap'
@@ -39,10 +41,14 @@ SELECT rel.kind, '', rel.name, 0, pg_catalog.ltrim(
        || CASE WHEN rel.relkind IN ('r', 'p', 'm') THEN
             CASE rel.relreplident WHEN 'n' THEN ' REPLICA IDENTITY NOTHING' WHEN 'f' THEN ' REPLICA IDENTITY FULL'
                                   WHEN 'i' THEN ' REPLICA IDENTITY USING INDEX' ELSE '' END
-          ELSE '' END)
+          ELSE '' END
+       -- A materialized view's columns: what ALTER COLUMN set on them (see col).
+       || coalesce(mvcol.settings, ''))
 FROM rel LEFT JOIN inh ON inh.child = rel.oid AND NOT rel.relispartition
+LEFT JOIN (SELECT col.relid, pg_catalog.string_agg(' COLUMN ' || col.name || col.settings, '' ORDER BY col.attnum) AS settings
+           FROM col WHERE col.relkind = 'm' AND col.settings <> '' GROUP BY col.relid) mvcol ON mvcol.relid = rel.oid
 UNION ALL
-SELECT 'column', col.parent, col.name, col.attnum, col.definition FROM col
+SELECT 'column', col.parent, col.name, col.attnum, col.definition || col.settings FROM col WHERE col.relkind IN ('r', 'p', 'f')
 UNION ALL
 SELECT 'constraint', con.parent, con.name, 0, con.definition FROM con
 UNION ALL

@@ -47,6 +47,10 @@ CREATE STATISTICS public.invoice_customer_state (dependencies) ON customer, stat
 ALTER TABLE public.invoice ALTER COLUMN customer SET STATISTICS 500, ALTER COLUMN customer SET STORAGE MAIN;
 GRANT SELECT (customer) ON public.invoice TO drift_reader;
 COMMENT ON TABLE public.invoice IS 'Invoices';
+CREATE TYPE public.pair AS (a int, b text);
+CREATE MATERIALIZED VIEW public.invoice_total AS SELECT customer, sum(amount) AS total FROM public.invoice GROUP BY customer;
+CREATE INDEX event_at ON public.event (at);
+CREATE POLICY reader_or_owner ON public.invoice TO drift_reader, dreichor_dev USING (true);
 INSERT INTO public.customer VALUES ('acme');
 INSERT INTO public.invoice (customer, amount) VALUES ('acme', 10);
 "#;
@@ -202,6 +206,18 @@ hand_change_cases! {
         expect: ("column", "public.invoice.amount", "changed"), text: "n_distinct=100" };
     partition_attached => Case { name: "partition attached", sql: "ALTER TABLE public.event ATTACH PARTITION public.event_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
         expect: ("table", "public.event_2027", "changed"), text: "PARTITION OF public.event" };
+    partition_index_option_set => Case { name: "partition index option set", sql: "ALTER INDEX public.event_2026_at_idx SET (fillfactor = 50)",
+        expect: ("index", "public.event_2026_at_idx", "changed"), text: "fillfactor=50" };
+    view_column_comment => Case { name: "view column comment", sql: "COMMENT ON COLUMN public.open_invoice.id IS 'Number'",
+        expect: ("comment", "column public.open_invoice.id", "added"), text: "comment on column public.open_invoice.id added" };
+    view_column_grant => Case { name: "GRANT on a view column", sql: "GRANT SELECT (id) ON public.open_invoice TO drift_reader",
+        expect: ("privileges", "column public.open_invoice.id", "added"), text: "privileges on column public.open_invoice.id added" };
+    materialized_view_column_grant => Case { name: "GRANT on a materialized view column", sql: "GRANT SELECT (total) ON public.invoice_total TO drift_reader",
+        expect: ("privileges", "column public.invoice_total.total", "added"), text: "privileges on column public.invoice_total.total added" };
+    composite_attribute_comment => Case { name: "composite type attribute comment", sql: "COMMENT ON COLUMN public.pair.a IS 'First'",
+        expect: ("comment", "column public.pair.a", "added"), text: "comment on column public.pair.a added" };
+    materialized_view_column_statistics => Case { name: "materialized view column statistics target", sql: "ALTER MATERIALIZED VIEW public.invoice_total ALTER COLUMN total SET STATISTICS 50",
+        expect: ("materialized view", "public.invoice_total", "changed"), text: "COLUMN total STATISTICS 50" };
     partition_detached => Case { name: "partition detached", sql: "ALTER TABLE public.event DETACH PARTITION public.event_2026",
         expect: ("table", "public.event_2026", "changed"), text: "table public.event_2026: changed" };
 }
