@@ -60,10 +60,14 @@ const RENDERED: &[&str] = &[
     "view",
 ];
 
-/// Whether two definitions of an entry of `kind` mean the same: equal, or equal once both are
-/// in their [`canonical`] form (only for the kinds that hold deparsed SQL).
+/// Whether two definitions of an entry of `kind` mean the same: equal, equal once both are
+/// in their [`canonical`] form (only for the kinds that hold deparsed SQL), or the recorded
+/// one is what an earlier release of the capture rendered for the live one
+/// ([`super::earlier`]).
 pub fn equivalent(kind: &str, recorded: &str, live: &str) -> bool {
-    recorded == live || (RENDERED.contains(&kind) && canonical(recorded) == canonical(live))
+    recorded == live
+        || (RENDERED.contains(&kind) && canonical(recorded) == canonical(live))
+        || super::earlier::same_as_today(kind, recorded, live)
 }
 
 /// Splits differences into drift and equivalent renderings: a `changed` entry whose recorded

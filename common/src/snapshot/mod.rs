@@ -31,6 +31,7 @@
 pub mod accept;
 pub mod capture;
 pub mod diff;
+pub mod earlier;
 pub mod equivalent;
 pub mod store;
 

@@ -685,3 +685,54 @@ fn a_snapshot_older_than_the_newest_migration_is_recorded_by_the_next_run() {
         count
     );
 }
+
+/// A snapshot recorded by the release before the drift sweep (a partition index rendered as an
+/// empty definition, a policy's roles in catalog order) is not drift once the tools are
+/// upgraded: the gate proves the unchanged schema by equivalence and lists the renderings,
+/// as after a restore (`common::snapshot::earlier`). Without that, the first check after an
+/// upgrade whose fingerprint differs (a `VACUUM FULL` here) would stop deploys for nothing.
+#[test]
+fn a_snapshot_in_the_earlier_rendering_is_not_drift_after_an_upgrade() {
+    let p = migrated_project();
+    assert_no_drift(&p, "migrate");
+    // The newest snapshot as the earlier capture wrote it; its digest over those entries.
+    p.sql(
+        "UPDATE public.dreichor_schema_snapshot s SET entries = (
+           SELECT pg_catalog.jsonb_agg(CASE
+             WHEN e->>0 = 'index' AND e->>3 LIKE '% PARTITION OF %'
+               THEN pg_catalog.jsonb_build_array(e->0, e->1, e->2, '')
+             WHEN e->>0 = 'policy'
+               THEN pg_catalog.jsonb_build_array(e->0, e->1, e->2,
+                      replace(e->>3, 'TO dreichor_dev, drift_reader', 'TO drift_reader, dreichor_dev'))
+             ELSE e END ORDER BY n)
+           FROM pg_catalog.jsonb_array_elements(s.entries) WITH ORDINALITY AS x(e, n))
+         WHERE id = (SELECT max(id) FROM public.dreichor_schema_snapshot);
+         UPDATE public.dreichor_schema_snapshot
+         SET digest = pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(entries::text, 'UTF8')), 'hex')
+         WHERE id = (SELECT max(id) FROM public.dreichor_schema_snapshot)",
+    );
+    let earlier = p.query(
+        "SELECT count(*) FILTER (WHERE e->>0 = 'index' AND e->>3 = ''),
+                count(*) FILTER (WHERE e->>0 = 'policy' AND e->>3 LIKE '%TO drift_reader, dreichor_dev%')
+         FROM public.dreichor_schema_snapshot s, pg_catalog.jsonb_array_elements(s.entries) e
+         WHERE s.id = (SELECT max(id) FROM public.dreichor_schema_snapshot)",
+    );
+    assert_eq!(
+        earlier,
+        vec![vec![Some("1".to_string()), Some("1".to_string())]],
+        "the test's snapshot must hold both earlier renderings"
+    );
+    p.sql("VACUUM FULL");
+    let out = gate(&p, &["--strict"]);
+    let doc = out.json();
+    assert_eq!(out.code, 0, "{doc:#}");
+    assert_eq!(doc["snapshot_proof"], "equivalent", "{doc:#}");
+    assert!(drift_of(&out).is_empty(), "{doc:#}");
+    // A hand change beside them is still drift.
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    let out = gate(&p, &[]);
+    assert_eq!(out.code, 1, "{}", out.json());
+    let drift = drift_of(&out);
+    assert_eq!(drift.len(), 1, "only the new index: {drift:?}");
+    assert_eq!(drift[0]["object"], "public.invoice_amount");
+}
