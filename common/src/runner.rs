@@ -21,7 +21,7 @@ use crate::migrations::Migration;
 use crate::plan::{self, reconcile, Entry, Known, State};
 use crate::report::{human_duration, Report};
 use crate::run_error::{Interrupted, LockNotAcquired, MigrationFailed};
-use crate::snapshot::store::{self as snapshots, Comparison, Second};
+use crate::snapshot::store::{self as snapshots, Comparison, Proof, Second};
 use crate::snapshot::Drift;
 use crate::tracking::{self, Shape};
 use crate::wording::counted;
@@ -224,6 +224,8 @@ pub fn migrate(
         } else {
             progress("warning: the migration lock or the connection was lost, so the schema snapshot was not recorded; run migrate again, which records it");
         }
+    } else if outcome.is_ok() && before.proof == Some(Proof::Digest) && hold.verify().is_ok() {
+        refresh_fingerprint(&mut client, progress);
     }
     outcome?;
     hold.release();
@@ -361,6 +363,8 @@ struct Before {
     stale: bool,
     /// The differences from the snapshot.
     drift: Vec<Drift>,
+    /// How "no drift" was proven, when it was.
+    proof: Option<Proof>,
 }
 
 impl Before {
@@ -375,7 +379,7 @@ impl Before {
 /// Before applying: compares the live schema with the snapshot (the run goes on whatever it
 /// finds: the files may be what fixes it; [`warn_drift_before`] says what becomes of it).
 fn snapshot_before(client: &mut Client, url: &DbUrl) -> Result<Before, Error> {
-    let drift = match snapshots::compare(client)
+    let (drift, proof) = match snapshots::compare(client)
         .map_err(|e| failed(url, "comparing the schema with its snapshot", &e))?
     {
         Comparison::NoSnapshot => {
@@ -383,10 +387,11 @@ fn snapshot_before(client: &mut Client, url: &DbUrl) -> Result<Before, Error> {
                 missing: true,
                 stale: false,
                 drift: Vec::new(),
+                proof: None,
             })
         }
-        Comparison::Same { .. } => Vec::new(),
-        Comparison::Drifted { drift, .. } => drift,
+        Comparison::Same { proof, .. } => (Vec::new(), Some(proof)),
+        Comparison::Drifted { drift, .. } => (drift, None),
     };
     let stale = snapshots::is_stale(client)
         .map_err(|e| failed(url, "comparing the snapshot with the tracking table", &e))?;
@@ -394,6 +399,7 @@ fn snapshot_before(client: &mut Client, url: &DbUrl) -> Result<Before, Error> {
         missing: false,
         stale,
         drift,
+        proof,
     })
 }
 
@@ -421,6 +427,25 @@ fn warn_drift_before(before: &Before, pending: usize, progress: &mut dyn FnMut(&
                 "warning: drift found: {d}; this run applies nothing and records no snapshot, so the gate still reports it: revert it, or make it official with a migration; see docs/operations.md, 3.5 \"Schema drift\""
             ));
         }
+    }
+}
+
+/// A run that records no snapshot, where the schema renders exactly as recorded but the
+/// catalog fingerprint differs (after `VACUUM FULL` or a restore: every gate renders the
+/// schema until then), refreshes the recorded fingerprint ([`snapshots::refresh_fingerprint`];
+/// nothing is accepted). Only a warning when it cannot: nothing else depends on it.
+fn refresh_fingerprint(client: &mut Client, progress: &mut dyn FnMut(&str)) {
+    match snapshots::refresh_fingerprint(client) {
+        Ok(Some(digest)) => progress(&format!(
+            "refreshed the schema snapshot's catalog fingerprint: the schema renders exactly as recorded (digest {}), but the catalog's rows changed (VACUUM FULL, a restore, or an object of a kind the snapshot does not cover: docs/operations.md, 3.5); the gate proves it on its cheap path again",
+            plan::short(&digest)
+        )),
+        // The schema changed since the comparison before applying: the gate reports it.
+        Ok(None) => {}
+        Err(e) => progress(&format!(
+            "warning: could not refresh the schema snapshot's catalog fingerprint ({}); nothing changed, and the gate renders the schema to prove it until a run records a snapshot",
+            crate::error::describe_pg(&e)
+        )),
     }
 }
 

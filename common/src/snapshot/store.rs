@@ -348,6 +348,61 @@ pub fn record(
     })
 }
 
+/// Refreshes the newest snapshot's catalog fingerprint when the live schema renders exactly
+/// as recorded (equal digests) but the catalog's row versions changed (`VACUUM FULL`, a
+/// restore): the gate then proves "unchanged" on its cheap path again instead of rendering
+/// the schema on every check. Nothing is accepted: the entries and the digest stay as they
+/// are, and only a schema whose rendering is byte for byte the recorded one gets the new
+/// fingerprint (SPEC.md: a run with nothing to apply never re-snapshots; this is not one).
+///
+/// One REPEATABLE READ transaction, two round trips: the fingerprint, the rendering and the
+/// newest snapshot's id and digest read in one snapshot (as [`record`] reads them, so the
+/// fingerprint never counts a change the rendering misses), then the update of that row,
+/// only if its digest is still the live one. Returns the digest when refreshed, `None` when
+/// the live schema renders differently (or there is no snapshot): nothing written.
+/// # Errors
+/// A failed query (the transaction is rolled back).
+pub fn refresh_fingerprint(client: &mut Client) -> Result<Option<String>, postgres::Error> {
+    let read = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ;\n{PIN_SEARCH_PATH};\n{PIN_RENDERING};\n\
+         SELECT ({FINGERPRINT}) AS fingerprint;\n{WHOLE};\n\
+         SELECT id AS snapshot_id, digest AS recorded_digest FROM {TABLE} ORDER BY id DESC LIMIT 1"
+    );
+    let refreshed = run_pinned(client, &read).and_then(|messages| {
+        let live = capture::digest(&capture::to_json(&capture::ordered(capture::unordered(
+            &messages,
+        ))));
+        let newest = rows(&messages)
+            .into_iter()
+            .find(|row| row.has("recorded_digest"));
+        let (Some(fingerprint), Some(newest)) = (fingerprint_in(&messages), newest) else {
+            return Ok(None);
+        };
+        let Some(id) = newest.i64("snapshot_id") else {
+            return Ok(None);
+        };
+        if newest.text("recorded_digest") != Some(live.as_str()) {
+            return Ok(None);
+        }
+        let update = format!(
+            "UPDATE {TABLE} SET fingerprint = {} WHERE id = {id} AND digest = {} RETURNING digest",
+            literal(&fingerprint),
+            literal(&live)
+        );
+        let updated = run_pinned(client, &update)?;
+        Ok(rows(&updated).first().map(|row| row.string("digest")))
+    });
+    let finish = if matches!(refreshed, Ok(Some(_))) {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    match (refreshed, client.batch_execute(finish)) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(digest), Ok(())) => Ok(digest),
+    }
+}
+
 /// What a capture read: its entries, unordered, each with its position, and the catalog
 /// fingerprint read in the same snapshot.
 type Captured = (Vec<(i64, Entry)>, Option<String>);

@@ -736,3 +736,58 @@ fn a_snapshot_in_the_earlier_rendering_is_not_drift_after_an_upgrade() {
     assert_eq!(drift.len(), 1, "only the new index: {drift:?}");
     assert_eq!(drift[0]["object"], "public.invoice_amount");
 }
+
+/// After `VACUUM FULL` (or a restore) the catalog fingerprint differs and every gate renders
+/// the schema to prove it unchanged. The next `migrate` run, with nothing to apply, refreshes
+/// the recorded fingerprint when the schema renders exactly as recorded (no new snapshot,
+/// same digest), and the gate's cheap path proves it again. With a hand change it refreshes
+/// nothing: the gate still names the drift.
+#[test]
+fn migrate_refreshes_the_fingerprint_only_when_the_schema_renders_as_recorded() {
+    let p = migrated_project();
+    assert_eq!(assert_no_drift(&p, "migrate"), "fingerprint");
+    let newest = "SELECT id || ' ' || digest || ' ' || fingerprint FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1";
+    let recorded = p.scalar(newest).expect("a snapshot");
+    let count = "SELECT count(*) FROM public.dreichor_schema_snapshot";
+    let snapshots = p.scalar(count);
+
+    p.sql("VACUUM FULL");
+    assert_eq!(assert_no_drift(&p, "VACUUM FULL"), "digest");
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("refreshed the schema snapshot's catalog fingerprint"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.scalar(count), snapshots, "no new snapshot");
+    let refreshed = p.scalar(newest).expect("a snapshot");
+    let (same, _) = recorded.rsplit_once(' ').unwrap_or_default();
+    assert!(
+        refreshed.starts_with(same) && refreshed != recorded,
+        "same row and digest, another fingerprint: {recorded} -> {refreshed}"
+    );
+    assert_eq!(
+        assert_no_drift(&p, "migrate's refresh"),
+        "fingerprint",
+        "the cheap path proves it again"
+    );
+
+    // A hand change, then VACUUM FULL: nothing refreshed, the drift still named.
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    p.sql("VACUUM FULL");
+    let run = p.tool(Tool::Migrate, &[]).run();
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains("refreshed"),
+        "a run must not refresh the fingerprint of a changed schema: {}",
+        run.stderr
+    );
+    assert_eq!(p.scalar(newest), Some(refreshed), "nothing written");
+    let out = gate(&p, &[]);
+    assert_eq!(out.code, 1, "{}", out.json());
+    assert!(drift_of(&out)
+        .iter()
+        .any(|d| d["object"] == "public.invoice_amount" && d["change"] == "added"));
+}
