@@ -13,10 +13,14 @@
 //!    appended the partition bound to a partition's definition, and an index has none: the
 //!    NULL swallowed the whole definition, recorded as the empty string (found by the drift
 //!    sweep of issue 13). Today it reads `CREATE INDEX ... PARTITION OF parent_index`. An
-//!    empty recorded definition against a live partition index is that old rendering: the old
-//!    snapshot never held the index's definition, so accepting it hides nothing the snapshot
-//!    recorded (a change to such an index made before the upgrade is seen only once a snapshot
-//!    with today's rendering exists). An index that was dropped or added is still drift.
+//!    empty recorded definition against a live partition index in the form an attach gives
+//!    it (its parent's definition, its own name and table, nothing else) is that old
+//!    rendering: the old snapshot never held the index's definition. What an index can have
+//!    of its own beyond that (options: `ALTER INDEX ... SET (fillfactor = 50)`; ` (INVALID)`;
+//!    ` (REPLICA IDENTITY)`) stays drift: set by hand after the upgrade it would otherwise pass
+//!    every gate and be recorded by the next run without a word; set by a migration before
+//!    the upgrade, it is accepted once with `migrate snapshot`. An index that was dropped or
+//!    added is still drift.
 //! 2. **A policy's roles.** Listed in catalog order (`pg_policy.polroles`, as written), today
 //!    in name order, byte by byte (a restore reorders them: `pg_dump` writes them in another
 //!    order). `TO` names a set of roles: the same names in another order are the same policy.
@@ -27,10 +31,40 @@ use squawk_lexer::{tokenize, TokenKind};
 /// today's capture renders it (the forms in the module documentation).
 pub fn same_as_today(kind: &str, recorded: &str, live: &str) -> bool {
     match kind {
-        "index" => recorded.is_empty() && live.contains(" PARTITION OF "),
+        "index" => recorded.is_empty() && is_attached_as_is(live),
         "policy" => roles_in_name_order(recorded).is_some_and(|sorted| sorted == live),
         _ => false,
     }
+}
+
+/// Whether `live` renders a partition index with nothing of its own: `... PARTITION OF
+/// parent_index` at the very end (no options after it), no ` WITH (` options in the index's
+/// definition, not marked ` (INVALID)` or ` (REPLICA IDENTITY)`. Conservative: a ` WITH (`
+/// inside a quoted name or a literal makes it drift, never the other way round.
+fn is_attached_as_is(live: &str) -> bool {
+    let Some((index, parent)) = live.rsplit_once(" PARTITION OF ") else {
+        return false;
+    };
+    let mut names = 0usize;
+    let mut expect_name = true;
+    for token in tokenize(parent) {
+        match token.kind {
+            TokenKind::Ident
+            | TokenKind::QuotedIdent {
+                terminated: true, ..
+            } if expect_name => {
+                names += 1;
+                expect_name = false;
+            }
+            TokenKind::Dot if !expect_name => expect_name = true,
+            _ => return false,
+        }
+    }
+    names > 0
+        && !expect_name
+        && !index.contains(" WITH (")
+        && !index.ends_with(" (INVALID)")
+        && !index.ends_with(" (REPLICA IDENTITY)")
 }
 
 /// A policy's definition (`PERMISSIVE FOR ALL TO b, a USING (...)`) with the roles of its `TO`
@@ -96,6 +130,23 @@ mod tests {
             "CREATE INDEX i ON public.t USING btree (a)"
         ));
         assert!(!same_as_today("table", "", "PARTITION OF public.event"));
+        // What an index has of its own (options, validity, replica identity) is not hidden.
+        for own in [
+            "CREATE INDEX event_2026_at_idx ON public.event_2026 USING btree (at) WITH (fillfactor='50') PARTITION OF public.event_at WITH (fillfactor=50)",
+            "CREATE INDEX event_2026_at_idx ON public.event_2026 USING btree (at) (INVALID) PARTITION OF public.event_at",
+            "CREATE UNIQUE INDEX event_2026_at_idx ON public.event_2026 USING btree (at) (REPLICA IDENTITY) PARTITION OF public.event_at",
+            "CREATE INDEX i ON public.t USING btree (a) PARTITION OF public.p WITH (fillfactor=50)",
+            // " PARTITION OF " in a quoted name or a literal of an index that is not one.
+            "CREATE INDEX \"x PARTITION OF y\" ON public.t USING btree (a)",
+            "CREATE INDEX i ON public.t USING btree (a) WHERE (b <> ' PARTITION OF p')",
+        ] {
+            assert!(!same_as_today("index", "", own), "{own}");
+        }
+        assert!(same_as_today(
+            "index",
+            "",
+            "CREATE INDEX \"Ev 1\" ON \"S\".\"Ev\" USING btree (at) PARTITION OF \"S\".\"Ev at\""
+        ));
         // A recorded definition that is not empty is compared as it is.
         assert!(!same_as_today(
             "index",
