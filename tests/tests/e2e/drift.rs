@@ -822,3 +822,55 @@ fn a_partition_index_changed_after_the_upgrade_is_drift_against_the_earlier_rend
         "{drift:?}"
     );
 }
+
+/// A hand change committed between `migrate`'s comparison before applying (proven by digest
+/// after `VACUUM FULL`) and its refresh of the fingerprint: the refresh renders the schema
+/// again and refreshes nothing, so the gate still names the change. Deterministic: a session
+/// holds the tracking table locked, so the run waits right after its comparison (reading
+/// whether the snapshot is stale); the change is committed meanwhile.
+#[test]
+fn a_hand_change_after_migrates_comparison_is_not_refreshed_into_the_fingerprint() {
+    let p = migrated_project();
+    p.sql("VACUUM FULL");
+    assert_eq!(assert_no_drift(&p, "VACUUM FULL"), "digest");
+    let newest = "SELECT fingerprint FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1";
+    let recorded = p.scalar(newest);
+    let mut holder = p.cluster.admin_db("dreichor_dev");
+    holder
+        .batch_execute(
+            "BEGIN; LOCK TABLE public.dreichor_schema_migrations IN ACCESS EXCLUSIVE MODE",
+        )
+        .expect("lock the tracking table");
+    let run = p.tool(Tool::Migrate, &[]).spawn();
+    let until = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let waiting = p.scalar(
+            "SELECT query FROM pg_catalog.pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND datname = 'dreichor_dev'",
+        );
+        if let Some(query) = waiting {
+            assert!(
+                query.contains("AS stale"),
+                "the run should wait after its comparison, not in: {query}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the run never waited for the lock:\n{}",
+            run.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
+    holder.batch_execute("ROLLBACK").expect("release the lock");
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(!out.stderr.contains("refreshed"), "{}", out.stderr);
+    assert_eq!(p.scalar(newest), recorded, "nothing written");
+    let out = gate(&p, &[]);
+    assert_eq!(out.code, 1, "{}", out.json());
+    assert!(drift_of(&out)
+        .iter()
+        .any(|d| d["object"] == "public.invoice_amount" && d["change"] == "added"));
+}
