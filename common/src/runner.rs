@@ -443,7 +443,7 @@ fn refresh_fingerprint(client: &mut Client, progress: &mut dyn FnMut(&str)) {
         // The schema changed since the comparison before applying: the gate reports it.
         Ok(None) => {}
         Err(e) => progress(&format!(
-            "warning: could not refresh the schema snapshot's catalog fingerprint ({}); nothing changed, and the gate renders the schema to prove it until a run records a snapshot",
+            "warning: could not refresh the schema snapshot's catalog fingerprint ({}); nothing changed: the gate renders the schema to prove it until the next migrate run refreshes it or records a snapshot",
             crate::error::describe_pg(&e)
         )),
     }

@@ -874,3 +874,31 @@ fn a_hand_change_after_migrates_comparison_is_not_refreshed_into_the_fingerprint
         .iter()
         .any(|d| d["object"] == "public.invoice_amount" && d["change"] == "added"));
 }
+
+/// A refresh that fails (its update waits past the lock timeout: a session holds the snapshot
+/// table in SHARE mode) is only a warning that says what is true: nothing written, the gate
+/// still on the digest path, and the next run refreshes it.
+#[test]
+fn a_failed_fingerprint_refresh_writes_nothing_and_the_next_run_refreshes_it() {
+    let p = migrated_project();
+    let newest = "SELECT fingerprint FROM public.dreichor_schema_snapshot ORDER BY id DESC LIMIT 1";
+    let recorded = p.scalar(newest);
+    p.sql("VACUUM FULL");
+    let mut holder = p.cluster.admin_db("dreichor_dev");
+    holder
+        .batch_execute("BEGIN; LOCK TABLE public.dreichor_schema_snapshot IN SHARE MODE")
+        .expect("lock the snapshot table");
+    let run = p.tool(Tool::Migrate, &["--lock-timeout", "1"]).run();
+    holder.batch_execute("ROLLBACK").expect("release the lock");
+    run.assert_code(0);
+    run.assert_stderr("warning: could not refresh the schema snapshot's catalog fingerprint");
+    run.assert_stderr("until the next migrate run refreshes it or records a snapshot");
+    assert_eq!(p.scalar(newest), recorded, "nothing written");
+    assert_eq!(assert_no_drift(&p, "a failed refresh"), "digest");
+
+    p.tool(Tool::Migrate, &[])
+        .run()
+        .assert_code(0)
+        .assert_stderr("refreshed the schema snapshot's catalog fingerprint");
+    assert_eq!(assert_no_drift(&p, "the next run"), "fingerprint");
+}
