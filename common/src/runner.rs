@@ -825,12 +825,17 @@ impl Report for Status {
             Comparison::NoSnapshot => out
                 .push_str("\nschema: no snapshot recorded yet (the next migrate run records one)"),
             Comparison::Same {
-                digest, equivalent, ..
+                digest,
+                equivalent,
+                proof,
             } => {
                 out.push_str(&format!(
                     "\nschema: matches the snapshot (digest {})",
                     plan::short(digest)
                 ));
+                if *proof == Proof::Digest {
+                    out.push_str(", proven by rendering it: the catalog fingerprint differs (after VACUUM FULL or a restore, say), so every check renders the schema until the next migrate run refreshes the fingerprint");
+                }
                 if !equivalent.is_empty() {
                     out.push_str(&format!(
                         ", up to {} equivalent rendering{} (a dump/restore parses definitions again; the next run that applies a file, or `migrate snapshot`, records them)",

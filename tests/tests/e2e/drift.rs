@@ -760,8 +760,14 @@ fn migrate_refreshes_the_fingerprint_only_when_the_schema_renders_as_recorded() 
 
     p.sql("VACUUM FULL");
     assert_eq!(assert_no_drift(&p, "VACUUM FULL"), "digest");
+    let refreshes =
+        "every check renders the schema until the next migrate run refreshes the fingerprint";
+    let status = p.tool(Tool::Migrate, &["status"]).run();
+    assert!(status.stdout.contains(refreshes), "{}", status.stdout);
     let run = p.tool(Tool::Migrate, &[]).run();
     run.assert_code(0);
+    let status = p.tool(Tool::Migrate, &["status"]).run();
+    assert!(!status.stdout.contains(refreshes), "{}", status.stdout);
     assert!(
         run.stderr
             .contains("refreshed the schema snapshot's catalog fingerprint"),
