@@ -844,26 +844,11 @@ fn a_hand_change_after_migrates_comparison_is_not_refreshed_into_the_fingerprint
         )
         .expect("lock the tracking table");
     let run = p.tool(Tool::Migrate, &[]).spawn();
-    let until = std::time::Instant::now() + Duration::from_secs(8);
-    loop {
-        let waiting = p.scalar(
-            "SELECT query FROM pg_catalog.pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND datname = 'dreichor_dev'",
-        );
-        if let Some(query) = waiting {
-            assert!(
-                query.contains("AS stale"),
-                "the run should wait after its comparison, not in: {query}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "the run never waited for the lock:\n{}",
-            run.stderr_so_far()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let query = p.query_waiting_for_a_lock(&run, Duration::from_secs(8));
+    assert!(
+        query.contains("AS stale"),
+        "the run should wait after its comparison, not in: {query}"
+    );
     p.sql("CREATE INDEX invoice_amount ON public.invoice (amount)");
     holder.batch_execute("ROLLBACK").expect("release the lock");
     let out = run.wait();

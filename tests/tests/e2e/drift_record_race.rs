@@ -3,7 +3,7 @@
 //! then the recorded fingerprint must not count it either, or every later gate would prove
 //! "unchanged" on the cheap path and never see the change.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{Project, Tool};
 
@@ -32,22 +32,7 @@ fn a_hand_change_while_the_snapshot_renders_is_drift_afterwards() {
     run.wait_for_stderr("applied  002_note", Duration::from_secs(30));
 
     // The capture waits for the lock: a session of the run's waiting on a relation lock.
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting = p.scalar(
-            "SELECT count(*) FROM pg_catalog.pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND datname = 'dreichor_dev'",
-        );
-        if waiting.as_deref() != Some("0") {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the snapshot never waited for the lock:\n{}",
-            run.stderr_so_far()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.query_waiting_for_a_lock(&run, Duration::from_secs(30));
     p.sql("COMMENT ON FUNCTION public.double_it(integer) IS 'by hand'");
     holder.batch_execute("ROLLBACK").expect("release the lock");
     let out = run.wait();

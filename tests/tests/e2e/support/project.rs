@@ -18,10 +18,12 @@
 //! small extension trait on `Project`.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 
 use super::cluster::{connect, describe_error, Envs};
+use super::tool::Running;
 use super::{Cluster, Run, Tool};
 
 /// The tracking table every tool reads, fully qualified as the tools name it.
@@ -122,6 +124,28 @@ impl Project {
     /// [`Cluster::query_strings`].
     pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         self.cluster.query_strings("dreichor_dev", sql)
+    }
+
+    /// Waits, at most `within`, until a session of `dreichor_dev` waits for a lock (a test
+    /// holds one to stop `run` at a known point), and returns that session's query. Panics
+    /// with what `run` wrote so far when none does in time.
+    #[track_caller]
+    pub fn query_waiting_for_a_lock(&self, run: &Running, within: Duration) -> String {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(query) = self.scalar(
+                "SELECT query FROM pg_catalog.pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = 'dreichor_dev' LIMIT 1",
+            ) {
+                return query;
+            }
+            assert!(
+                Instant::now() < until,
+                "no session waited for a lock within {within:?}:\n{}",
+                run.stderr_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The first value of the first row of `sql` in `dreichor_dev`; `None` when there is no
